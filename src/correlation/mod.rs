@@ -1,0 +1,1 @@
+//! Correlation of alerts into incidents (DOMAIN.md §4): keys, candidates, join and merge.

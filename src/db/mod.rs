@@ -1,0 +1,85 @@
+//! The database layer: connection pool, embedded migrations, table definitions, row models and the
+//! queries the domain runs. It knows tables, not roles; every query takes the tenant id.
+
+pub mod embedded;
+pub mod models;
+pub mod queries;
+pub mod schema;
+
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures::FutureExt;
+
+/// The connection pool shared by resolvers and workers.
+pub type Pool = DeadPool<AsyncPgConnection>;
+/// A connection taken from the pool.
+pub type PooledConn = Object<AsyncPgConnection>;
+/// The connection type every query function takes (a pooled connection derefs to it).
+pub type Conn = AsyncPgConnection;
+
+/// The SQL migrations under `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections held at once.
+    pub max_size: usize,
+    /// Longest a statement may run before PostgreSQL cancels it.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_size: 16, statement_timeout_ms: 30_000 }
+    }
+}
+
+/// Builds the pool; every new connection gets the statement timeout.
+pub fn build_pool(url: &str, settings: &PoolSettings) -> anyhow::Result<Pool> {
+    let timeout = settings.statement_timeout_ms;
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_string();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.batch_execute(&format!("SET statement_timeout = {timeout}"))
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+    Ok(DeadPool::builder(manager).max_size(settings.max_size).build()?)
+}
+
+/// Runs pending migrations; returns how many ran.
+pub async fn run_migrations(url: &str) -> anyhow::Result<usize> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)?;
+        let ran =
+            conn.run_pending_migrations(MIGRATIONS).map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+        Ok(ran.len())
+    })
+    .await?
+}
+
+/// Whether the database is reachable and has every embedded migration applied (for `/readyz`).
+pub async fn is_ready(pool: &Pool) -> bool {
+    let Ok(mut conn) = pool.get().await else { return false };
+    let Ok(applied) = queries::meta::applied_migrations(&mut conn).await else { return false };
+    embedded_versions().iter().all(|v| applied.contains(v))
+}
+
+/// Versions of the migrations compiled into the binary.
+pub fn embedded_versions() -> Vec<String> {
+    use diesel::migration::MigrationSource;
+    MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect())
+        .unwrap_or_default()
+}

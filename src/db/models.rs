@@ -1,0 +1,148 @@
+//! Row types of the tables, as Diesel reads and writes them.
+
+use crate::db::schema::*;
+use crate::domain::enums::*;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+/// A tenant and its settings.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = tenants)]
+pub struct Tenant {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub strong_key_window_hours: i32,
+    pub weak_key_window_hours: i32,
+    pub max_key_prevalence: i32,
+    pub correlation_ignore: Vec<String>,
+    pub auto_approve: bool,
+    pub four_eyes: bool,
+}
+
+/// An incident row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = incidents)]
+pub struct Incident {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub display_name: String,
+    pub display_name_custom: bool,
+    pub severity: Severity,
+    pub severity_custom: bool,
+    pub status: IncidentStatus,
+    pub classification: Classification,
+    pub determination: Determination,
+    pub assigned_to: Option<String>,
+    pub custom_tags: Vec<String>,
+    pub system_tags: Vec<String>,
+    pub resolving_comment: Option<String>,
+    pub priority_score: i32,
+    pub priority_reasons: Vec<String>,
+    pub alert_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub last_update_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub redirect_incident_id: Option<Uuid>,
+    pub last_modified_by: Option<String>,
+    pub version: i32,
+}
+
+impl Incident {
+    /// Open incidents take new alerts and can be merged; resolved and redirected ones cannot.
+    pub fn is_open(&self) -> bool {
+        matches!(self.status, IncidentStatus::Active | IncidentStatus::InProgress)
+    }
+}
+
+/// An alert row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = alerts)]
+pub struct Alert {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub incident_id: Uuid,
+    pub provider_alert_id: String,
+    pub service_source: String,
+    pub detection_source: Option<String>,
+    pub alert_policy: Option<String>,
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub classification: Classification,
+    pub determination: Determination,
+    pub assigned_to: Option<String>,
+    pub category: Option<String>,
+    pub mitre_techniques: Vec<String>,
+    pub investigation_state: Option<String>,
+    pub first_activity_at: Option<DateTime<Utc>>,
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub activity_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub last_update_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub correlation_kind: CorrelationKind,
+    pub correlation_matched: serde_json::Value,
+    pub correlation_skipped: serde_json::Value,
+    pub correlated_at: DateTime<Utc>,
+}
+
+/// An evidence row; `data` holds the kind's own fields as JSON.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = evidence)]
+pub struct Evidence {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub alert_id: Uuid,
+    pub kind: EvidenceKind,
+    pub entity_key: String,
+    pub verdict: Verdict,
+    pub remediation_status: RemediationStatus,
+    pub roles: Vec<String>,
+    pub data: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One correlation key of an alert.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = alert_keys)]
+pub struct AlertKey {
+    pub tenant_id: String,
+    pub alert_id: Uuid,
+    pub kind: KeyKind,
+    pub value: String,
+    pub activity_at: DateTime<Utc>,
+}
+
+/// A comment on an incident or an alert (append-only).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = comments)]
+pub struct Comment {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub incident_id: Option<Uuid>,
+    pub alert_id: Option<Uuid>,
+    pub author: String,
+    pub author_name: Option<String>,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of the activity log.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = activity)]
+pub struct Activity {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub incident_id: Option<Uuid>,
+    pub alert_id: Option<Uuid>,
+    pub actor: String,
+    pub kind: String,
+    pub field: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,1 @@
+//! Comments on incidents and alerts (append-only).

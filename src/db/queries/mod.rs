@@ -1,0 +1,9 @@
+//! Query functions, one module per table family. Each takes a connection and the tenant id.
+
+pub mod activity;
+pub mod alerts;
+pub mod comments;
+pub mod evidence;
+pub mod incidents;
+pub mod meta;
+pub mod tenants;

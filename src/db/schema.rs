@@ -1,0 +1,190 @@
+//! Diesel table definitions, kept in step with `migrations/` by hand.
+// @generated-style file: one `table!` per table, columns in migration order.
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        strong_key_window_hours -> Int4,
+        weak_key_window_hours -> Int4,
+        max_key_prevalence -> Int4,
+        correlation_ignore -> Array<Text>,
+        auto_approve -> Bool,
+        four_eyes -> Bool,
+    }
+}
+
+diesel::table! {
+    incidents (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        display_name -> Text,
+        display_name_custom -> Bool,
+        severity -> Text,
+        severity_custom -> Bool,
+        status -> Text,
+        classification -> Text,
+        determination -> Text,
+        assigned_to -> Nullable<Text>,
+        custom_tags -> Array<Text>,
+        system_tags -> Array<Text>,
+        resolving_comment -> Nullable<Text>,
+        priority_score -> Int4,
+        priority_reasons -> Array<Text>,
+        alert_count -> Int4,
+        created_at -> Timestamptz,
+        last_update_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        redirect_incident_id -> Nullable<Uuid>,
+        last_modified_by -> Nullable<Text>,
+        version -> Int4,
+    }
+}
+
+diesel::table! {
+    alerts (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        incident_id -> Uuid,
+        provider_alert_id -> Text,
+        service_source -> Text,
+        detection_source -> Nullable<Text>,
+        alert_policy -> Nullable<Text>,
+        title -> Text,
+        description -> Nullable<Text>,
+        severity -> Text,
+        status -> Text,
+        classification -> Text,
+        determination -> Text,
+        assigned_to -> Nullable<Text>,
+        category -> Nullable<Text>,
+        mitre_techniques -> Array<Text>,
+        investigation_state -> Nullable<Text>,
+        first_activity_at -> Nullable<Timestamptz>,
+        last_activity_at -> Nullable<Timestamptz>,
+        activity_at -> Timestamptz,
+        created_at -> Timestamptz,
+        last_update_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        correlation_kind -> Text,
+        correlation_matched -> Jsonb,
+        correlation_skipped -> Jsonb,
+        correlated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    evidence (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        alert_id -> Uuid,
+        kind -> Text,
+        entity_key -> Text,
+        verdict -> Text,
+        remediation_status -> Text,
+        roles -> Array<Text>,
+        data -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    alert_keys (tenant_id, alert_id, kind, value) {
+        tenant_id -> Text,
+        alert_id -> Uuid,
+        kind -> Text,
+        value -> Text,
+        activity_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    comments (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        incident_id -> Nullable<Uuid>,
+        alert_id -> Nullable<Uuid>,
+        author -> Text,
+        author_name -> Nullable<Text>,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    activity (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        incident_id -> Nullable<Uuid>,
+        alert_id -> Nullable<Uuid>,
+        actor -> Text,
+        kind -> Text,
+        field -> Nullable<Text>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        message -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    emails (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        network_message_id -> Text,
+        internet_message_id -> Nullable<Text>,
+        recipient -> Text,
+        envelope_sender -> Nullable<Text>,
+        header_from -> Nullable<Text>,
+        sender_display_name -> Nullable<Text>,
+        sender_domain -> Nullable<Text>,
+        sender_ip -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        received_at -> Timestamptz,
+        direction -> Text,
+        delivery_action -> Text,
+        original_delivery_location -> Text,
+        latest_delivery_location -> Text,
+        threat_types -> Array<Text>,
+        phish_confidence -> Nullable<Text>,
+        detection_technologies -> Array<Text>,
+        urls -> Array<Text>,
+        attachments -> Jsonb,
+        cluster_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    events (tenant_id, seq) {
+        tenant_id -> Text,
+        seq -> Int8,
+        kind -> Text,
+        incident_id -> Nullable<Uuid>,
+        alert_id -> Nullable<Uuid>,
+        actor -> Nullable<Text>,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    jobs (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        kind -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        run_at -> Timestamptz,
+        attempts -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    incidents, alerts, evidence, alert_keys, comments, activity, emails
+);

@@ -1,0 +1,336 @@
+//! The model's enumerations: one Rust type each, spelled in SCREAMING_SNAKE_CASE in GraphQL and stored as
+//! the same text in PostgreSQL.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Defines an enum that is a GraphQL enum and a Diesel `Text` value at once.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+                 diesel::expression::AsExpression, diesel::deserialize::FromSqlRow, serde::Serialize, serde::Deserialize)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $name {
+            $($(#[$vmeta])* #[graphql(name = $text)] #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and GraphQL spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} value {other:?}", stringify!($name))),
+                }
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>)
+                -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
+                    self.as_str(), out)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+                let s = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg>>::from_sql(bytes)?;
+                s.parse().map_err(Into::into)
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Incident and alert severity, ordered from least to most severe.
+    Severity {
+        Unknown => "UNKNOWN",
+        Informational => "INFORMATIONAL",
+        Low => "LOW",
+        Medium => "MEDIUM",
+        High => "HIGH",
+    }
+);
+
+text_enum!(
+    /// Incident status. `REDIRECTED` is set by the system only (merge).
+    IncidentStatus {
+        Active => "ACTIVE",
+        InProgress => "IN_PROGRESS",
+        Resolved => "RESOLVED",
+        Redirected => "REDIRECTED",
+    }
+);
+
+text_enum!(
+    /// Alert status.
+    AlertStatus {
+        New => "NEW",
+        InProgress => "IN_PROGRESS",
+        Resolved => "RESOLVED",
+    }
+);
+
+text_enum!(
+    /// What an analyst concluded about an incident or alert.
+    Classification {
+        Unknown => "UNKNOWN",
+        FalsePositive => "FALSE_POSITIVE",
+        TruePositive => "TRUE_POSITIVE",
+        InformationalExpectedActivity => "INFORMATIONAL_EXPECTED_ACTIVITY",
+    }
+);
+
+text_enum!(
+    /// The finer grain of a classification; `Classification::allows` says which pairs fit.
+    Determination {
+        Unknown => "UNKNOWN",
+        Malware => "MALWARE",
+        Phishing => "PHISHING",
+        Other => "OTHER",
+        MultiStagedAttack => "MULTI_STAGED_ATTACK",
+        CompromisedAccount => "COMPROMISED_ACCOUNT",
+        MaliciousUserActivity => "MALICIOUS_USER_ACTIVITY",
+        UnwantedSoftware => "UNWANTED_SOFTWARE",
+        NotMalicious => "NOT_MALICIOUS",
+        NotEnoughDataToValidate => "NOT_ENOUGH_DATA_TO_VALIDATE",
+        SecurityTesting => "SECURITY_TESTING",
+        ConfirmedActivity => "CONFIRMED_ACTIVITY",
+        LineOfBusinessApplication => "LINE_OF_BUSINESS_APPLICATION",
+    }
+);
+
+impl Classification {
+    /// Whether `determination` may stand with this classification (reference §1.1.3). `UNKNOWN`
+    /// determination fits every classification ("not set yet").
+    pub fn allows(self, determination: Determination) -> bool {
+        use Determination as D;
+        if determination == D::Unknown {
+            return true;
+        }
+        match self {
+            Classification::Unknown => false,
+            Classification::TruePositive => matches!(
+                determination,
+                D::MultiStagedAttack
+                    | D::MaliciousUserActivity
+                    | D::CompromisedAccount
+                    | D::Malware
+                    | D::Phishing
+                    | D::UnwantedSoftware
+                    | D::Other
+            ),
+            Classification::InformationalExpectedActivity => matches!(
+                determination,
+                D::SecurityTesting | D::LineOfBusinessApplication | D::ConfirmedActivity | D::Other
+            ),
+            Classification::FalsePositive => {
+                matches!(determination, D::NotMalicious | D::NotEnoughDataToValidate | D::Other)
+            }
+        }
+    }
+}
+
+text_enum!(
+    /// How an alert came to be in its incident.
+    CorrelationKind {
+        NewIncident => "NEW_INCIDENT",
+        Joined => "JOINED",
+        Merged => "MERGED",
+        Manual => "MANUAL",
+    }
+);
+
+text_enum!(
+    /// Kinds of correlation key. The first five are strong, `MAILBOX` and `IP` weak.
+    KeyKind {
+        NetworkMessageId => "NETWORK_MESSAGE_ID",
+        MailCluster => "MAIL_CLUSTER",
+        Url => "URL",
+        FileSha256 => "FILE_SHA256",
+        Sender => "SENDER",
+        Mailbox => "MAILBOX",
+        Ip => "IP",
+    }
+);
+
+impl KeyKind {
+    /// Strong keys correlate on their own; weak keys only with a shared alert policy.
+    pub fn is_strong(self) -> bool {
+        !matches!(self, KeyKind::Mailbox | KeyKind::Ip)
+    }
+}
+
+text_enum!(
+    /// Why a key of an alert took no part in correlation.
+    SkipReason {
+        /// The value is on the tenant's correlation ignore list.
+        IgnoreList => "IGNORE_LIST",
+        /// More than `maxKeyPrevalence` alerts carry it inside the window.
+        TooPrevalent => "TOO_PREVALENT",
+    }
+);
+
+text_enum!(
+    /// Verdict on a piece of evidence.
+    Verdict {
+        Unknown => "UNKNOWN",
+        Suspicious => "SUSPICIOUS",
+        Malicious => "MALICIOUS",
+        NoThreatsFound => "NO_THREATS_FOUND",
+    }
+);
+
+text_enum!(
+    /// Remediation state of a piece of evidence.
+    RemediationStatus {
+        None => "NONE",
+        Remediated => "REMEDIATED",
+        Prevented => "PREVENTED",
+        Blocked => "BLOCKED",
+        NotFound => "NOT_FOUND",
+        Active => "ACTIVE",
+        PendingApproval => "PENDING_APPROVAL",
+        Declined => "DECLINED",
+        Unremediated => "UNREMEDIATED",
+        Running => "RUNNING",
+        PartiallyRemediated => "PARTIALLY_REMEDIATED",
+    }
+);
+
+text_enum!(
+    /// Role an entity played in an alert.
+    EvidenceRole {
+        Unknown => "UNKNOWN",
+        Contextual => "CONTEXTUAL",
+        Scanned => "SCANNED",
+        Source => "SOURCE",
+        Destination => "DESTINATION",
+        Created => "CREATED",
+        Added => "ADDED",
+        Compromised => "COMPROMISED",
+        Edited => "EDITED",
+        Attacked => "ATTACKED",
+        Attacker => "ATTACKER",
+        CommandAndControl => "COMMAND_AND_CONTROL",
+        Loaded => "LOADED",
+        Suspicious => "SUSPICIOUS",
+        PolicyViolator => "POLICY_VIOLATOR",
+    }
+);
+
+text_enum!(
+    /// Kind of evidence.
+    EvidenceKind {
+        Email => "EMAIL",
+        MailCluster => "MAIL_CLUSTER",
+        Mailbox => "MAILBOX",
+        MailboxConfiguration => "MAILBOX_CONFIGURATION",
+        User => "USER",
+        Url => "URL",
+        File => "FILE",
+        Ip => "IP",
+    }
+);
+
+text_enum!(
+    /// Direction of a message relative to the tenant.
+    Direction {
+        Inbound => "INBOUND",
+        Outbound => "OUTBOUND",
+        IntraOrg => "INTRA_ORG",
+    }
+);
+
+text_enum!(
+    /// What the filtering stack did with a message.
+    DeliveryAction {
+        Delivered => "DELIVERED",
+        DeliveredToJunk => "DELIVERED_TO_JUNK",
+        Blocked => "BLOCKED",
+        Replaced => "REPLACED",
+    }
+);
+
+text_enum!(
+    /// Where a message copy is (or was first) delivered.
+    DeliveryLocation {
+        Inbox => "INBOX",
+        Junk => "JUNK",
+        DeletedItems => "DELETED_ITEMS",
+        SoftDeleted => "SOFT_DELETED",
+        HardDeleted => "HARD_DELETED",
+        Quarantine => "QUARANTINE",
+        OnPremExternal => "ON_PREM_EXTERNAL",
+        Failed => "FAILED",
+        Dropped => "DROPPED",
+        Unknown => "UNKNOWN",
+    }
+);
+
+text_enum!(
+    /// Threat found in a message.
+    ThreatType {
+        Malware => "MALWARE",
+        Phish => "PHISH",
+        Spam => "SPAM",
+    }
+);
+
+text_enum!(
+    /// Confidence of a phish verdict.
+    PhishConfidence {
+        Normal => "NORMAL",
+        High => "HIGH",
+    }
+);
+
+text_enum!(
+    /// Kind of mailbox configuration evidence.
+    MailboxConfigurationType {
+        MailForwardingRule => "MAIL_FORWARDING_RULE",
+        OwaSettings => "OWA_SETTINGS",
+        EwsSettings => "EWS_SETTINGS",
+        MailDelegation => "MAIL_DELEGATION",
+        UserInboxRule => "USER_INBOX_RULE",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_follow_the_reference() {
+        assert!(Classification::TruePositive.allows(Determination::Phishing));
+        assert!(!Classification::TruePositive.allows(Determination::NotMalicious));
+        assert!(Classification::FalsePositive.allows(Determination::NotMalicious));
+        assert!(!Classification::Unknown.allows(Determination::Malware));
+        assert!(Classification::Unknown.allows(Determination::Unknown));
+    }
+
+    #[test]
+    fn text_round_trips() {
+        for s in Severity::ALL {
+            assert_eq!(s.as_str().parse::<Severity>(), Ok(*s));
+        }
+        assert!(Severity::High > Severity::Medium);
+    }
+}

@@ -1,0 +1,3 @@
+//! Types of the model shared by every layer.
+
+pub mod enums;

@@ -1,0 +1,86 @@
+//! The GraphQL schema: roots merged from one object per area, context helpers, and limits.
+
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use crate::auth::{Caller, Role};
+use crate::error::AppError;
+use crate::state::AppState;
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+
+/// The query root.
+#[derive(MergedObject, Default)]
+pub struct Query(query::me::MeQuery, query::queue::QueueQuery, query::settings::SettingsQuery);
+
+/// The mutation root.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    mutation::ingest::IngestMutation,
+    mutation::triage::TriageMutation,
+    mutation::settings::SettingsMutation,
+);
+
+/// The executable schema.
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Schema limits (configurable at start-up).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Deepest selection allowed.
+    pub depth: usize,
+    /// Highest complexity allowed.
+    pub complexity: usize,
+    /// Introspection on (off in production).
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { depth: 16, complexity: 50_000, introspection: true }
+    }
+}
+
+/// Builds the schema with the state in its context data.
+pub fn build_schema(state: AppState, limits: &Limits) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(state)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL `parapet schema` prints and `schema.graphql` holds.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish().sdl()
+}
+
+/// The authenticated caller, or `UNAUTHENTICATED`.
+pub fn caller<'a>(ctx: &'a Context<'_>) -> Result<&'a Caller, AppError> {
+    match ctx.data_opt::<Caller>() {
+        Some(c) => Ok(c),
+        None => Err(match ctx.data_opt::<AuthFailure>() {
+            Some(f) => f.0.clone(),
+            None => AppError::Unauthenticated("a bearer token is required".into()),
+        }),
+    }
+}
+
+/// The caller, after checking it holds `role`.
+pub fn require<'a>(ctx: &'a Context<'_>, role: Role) -> Result<&'a Caller, AppError> {
+    let c = caller(ctx)?;
+    c.require(role)?;
+    Ok(c)
+}
+
+/// The shared state.
+pub fn state<'a>(ctx: &'a Context<'_>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+/// Why a request's token was refused; resolvers that need a caller report it as `UNAUTHENTICATED`.
+#[derive(Debug, Clone)]
+pub struct AuthFailure(pub AppError);

@@ -1,0 +1,5 @@
+//! Mutation root parts.
+
+pub mod ingest;
+pub mod settings;
+pub mod triage;

@@ -1,0 +1,5 @@
+//! Query root parts.
+
+pub mod me;
+pub mod queue;
+pub mod settings;

@@ -1,0 +1,1 @@
+//! Incident-level rules shared by correlation and triage: roll-up of severity, name, priority, status.

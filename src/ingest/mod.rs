@@ -1,0 +1,1 @@
+//! Alert ingestion: validation of pushed alerts and their evidence, then correlation.

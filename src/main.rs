@@ -1,0 +1,5 @@
+//! The `parapet` command: serve | migrate | schema | token.
+
+fn main() {
+    print!("{}", parapet::graphql::sdl());
+}

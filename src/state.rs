@@ -1,0 +1,51 @@
+//! What every request and worker shares: the pool, the token verifier, the settings.
+
+use crate::auth::{Caller, JwtVerifier};
+use crate::db::{self, Pool};
+use crate::error::{AppError, AppResult};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// Shared server state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool.
+    pub pool: Pool,
+    /// Verifies bearer tokens.
+    pub verifier: Arc<JwtVerifier>,
+    /// Tenants known to exist, so a request creates its tenant row at most once per process.
+    known_tenants: Arc<Mutex<HashSet<String>>>,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(pool: Pool, verifier: JwtVerifier) -> Self {
+        Self { pool, verifier: Arc::new(verifier), known_tenants: Arc::default() }
+    }
+
+    /// Verifies an `Authorization` header and makes sure the caller's tenant exists
+    /// (the first valid token for a `tid` creates it with default settings).
+    pub async fn authenticate(&self, header: &str) -> AppResult<Caller> {
+        let caller = self.verifier.verify_header(header)?;
+        self.ensure_tenant(&caller.tenant_id).await?;
+        Ok(caller)
+    }
+
+    async fn ensure_tenant(&self, tenant_id: &str) -> AppResult<()> {
+        let known = self
+            .known_tenants
+            .lock()
+            .map_err(|_| AppError::Internal("tenant cache poisoned".into()))?
+            .contains(tenant_id);
+        if known {
+            return Ok(());
+        }
+        let mut conn = self.pool.get().await?;
+        db::queries::tenants::ensure(&mut conn, tenant_id).await?;
+        self.known_tenants
+            .lock()
+            .map_err(|_| AppError::Internal("tenant cache poisoned".into()))?
+            .insert(tenant_id.to_string());
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Test harness: a fresh database per test, cloned from a migrated template, and the real HTTP router
+//! driven in-process with real JWTs.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use parapet::auth::{mint_hs256, JwtVerifier, Role, TokenSpec};
+use parapet::db::{self, PoolSettings};
+use parapet::graphql::{build_schema, Limits};
+use parapet::state::AppState;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub mod seed;
+
+/// The HS256 secret tests sign with.
+pub const SECRET: &[u8] = b"parapet-test-secret";
+
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// URL of the server tests use: `DATABASE_URL`, else the local PostgreSQL on 5432.
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `base` with its database name replaced.
+pub fn with_db(base: &str, db: &str) -> String {
+    let mut u = url::Url::parse(base).expect("DATABASE_URL is a URL");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+async fn admin() -> AsyncPgConnection {
+    AsyncPgConnection::establish(&server_url()).await.expect("connect to the test PostgreSQL server")
+}
+
+/// Name of the template, tied to the migrations' content so a change makes a new one.
+fn template_name() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut entries: Vec<_> = walk(&dir);
+    entries.sort();
+    for p in entries {
+        h.update(p.to_string_lossy().as_bytes());
+        h.update(std::fs::read(&p).unwrap_or_default());
+    }
+    format!("parapet_tpl_{}", &hex::encode(h.finalize())[..16])
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+async fn template() -> String {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = template_name();
+            let mut conn = admin().await;
+            // Serialise template creation across test processes.
+            conn.batch_execute("SELECT pg_advisory_lock(7263541)").await.expect("lock");
+            let exists: bool = {
+                use diesel_async::RunQueryDsl;
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                    "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}')"
+                )))
+                .get_result(&mut conn)
+                .await
+                .expect("query pg_database")
+            };
+            if !exists {
+                let tmp = format!("{name}_tmp");
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {tmp} WITH (FORCE)"))
+                    .await
+                    .expect("drop tmp");
+                conn.batch_execute(&format!("CREATE DATABASE {tmp}")).await.expect("create template");
+                db::run_migrations(&with_db(&server_url(), &tmp)).await.expect("migrate template");
+                conn.batch_execute(&format!("ALTER DATABASE {tmp} RENAME TO {name}")).await.expect("rename");
+            }
+            conn.batch_execute("SELECT pg_advisory_unlock(7263541)").await.expect("unlock");
+            name
+        })
+        .await
+        .clone()
+}
+
+/// A fresh database and the app on it.
+pub struct TestApp {
+    /// The state (pool, verifier).
+    pub state: AppState,
+    /// The HTTP router, driven in-process.
+    pub router: axum::Router,
+    /// URL of this test's database.
+    pub db_url: String,
+    db_name: String,
+}
+
+impl TestApp {
+    /// Creates a database from the template and builds the app on it.
+    pub async fn new() -> Self {
+        let tpl = template().await;
+        let db_name = format!("parapet_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin().await;
+        conn.batch_execute(&format!("CREATE DATABASE {db_name} TEMPLATE {tpl}"))
+            .await
+            .expect("create test db");
+        let db_url = with_db(&server_url(), &db_name);
+        let pool = db::build_pool(&db_url, &PoolSettings { max_size: 10, statement_timeout_ms: 60_000 })
+            .expect("pool");
+        let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"));
+        let schema = build_schema(state.clone(), &Limits::default());
+        let router = parapet::http::router(state.clone(), schema);
+        Self { state, router, db_url, db_name }
+    }
+
+    /// A valid token for `sub` in `tenant` with `roles`.
+    pub fn token(&self, tenant: &str, sub: &str, roles: &[Role]) -> String {
+        token_with(tenant, sub, roles, None, 3600)
+    }
+
+    /// Sends a GraphQL request over the router; returns the whole JSON response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (status, body) =
+            self.post_json("/graphql", token, json!({ "query": query, "variables": variables })).await;
+        assert!(status.is_success() || status == StatusCode::BAD_REQUEST, "HTTP {status}: {body}");
+        body
+    }
+
+    /// Sends a GraphQL request and returns `data`, failing the test on any error.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let resp = self.gql(Some(token), query, variables).await;
+        assert!(resp.get("errors").is_none(), "unexpected errors: {resp:#}");
+        resp["data"].clone()
+    }
+
+    /// Sends a GraphQL request that must fail; returns the first error's `extensions.code`.
+    pub async fn err_code(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let resp = self.gql(token, query, variables).await;
+        let code = resp["errors"][0]["extensions"]["code"].as_str();
+        assert!(code.is_some(), "expected an error with a code, got {resp:#}");
+        code.unwrap_or_default().to_string()
+    }
+
+    /// POSTs JSON to a path; returns the status and the JSON body.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = Request::post(path).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Body::from(body.to_string())).expect("request");
+        let resp = self.router.clone().oneshot(req).await.expect("router answers");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body");
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
+        (status, v)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        // Drop the database from a separate runtime: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut c) = AsyncPgConnection::establish(&server_url()).await {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A token with every knob: service source claim and lifetime (negative for an expired token).
+pub fn token_with(tenant: &str, sub: &str, roles: &[Role], svc: Option<&str>, ttl_secs: i64) -> String {
+    mint_hs256(
+        &TokenSpec {
+            tenant: tenant.into(),
+            sub: sub.into(),
+            name: Some(sub.split('@').next().unwrap_or(sub).to_string()),
+            roles: roles.to_vec(),
+            svc: svc.map(Into::into),
+            ttl_secs,
+        },
+        SECRET,
+        "parapet",
+        "parapet",
+    )
+    .expect("mint token")
+}

@@ -1,0 +1,118 @@
+//! Direct-to-database fixtures for tests that need exact timestamps or states. Tests of the full loop
+//! seed through `ingestAlerts` instead.
+
+use chrono::{DateTime, Utc};
+use diesel_async::RunQueryDsl;
+use parapet::db::models::{Alert, Evidence, Incident};
+use parapet::db::schema::{alerts, evidence, incidents};
+use parapet::domain::enums::*;
+use uuid::Uuid;
+
+/// An incident with defaults a new one has; change fields before `insert_incident`.
+pub fn incident(tenant: &str, name: &str, severity: Severity) -> Incident {
+    let now = Utc::now();
+    Incident {
+        tenant_id: tenant.into(),
+        id: Uuid::now_v7(),
+        display_name: name.into(),
+        display_name_custom: false,
+        severity,
+        severity_custom: false,
+        status: IncidentStatus::Active,
+        classification: Classification::Unknown,
+        determination: Determination::Unknown,
+        assigned_to: None,
+        custom_tags: vec![],
+        system_tags: vec![],
+        resolving_comment: None,
+        priority_score: 0,
+        priority_reasons: vec![],
+        alert_count: 0,
+        created_at: now,
+        last_update_at: now,
+        resolved_at: None,
+        redirect_incident_id: None,
+        last_modified_by: None,
+        version: 1,
+    }
+}
+
+/// An alert in `incident` with defaults; change fields before `insert_alert`.
+pub fn alert(inc: &Incident, title: &str, severity: Severity) -> Alert {
+    let now = Utc::now();
+    Alert {
+        tenant_id: inc.tenant_id.clone(),
+        id: Uuid::now_v7(),
+        incident_id: inc.id,
+        provider_alert_id: Uuid::new_v4().to_string(),
+        service_source: "microsoftDefenderForOffice365".into(),
+        detection_source: Some("microsoftDefenderForOffice365".into()),
+        alert_policy: Some(title.into()),
+        title: title.into(),
+        description: None,
+        severity,
+        status: AlertStatus::New,
+        classification: Classification::Unknown,
+        determination: Determination::Unknown,
+        assigned_to: None,
+        category: Some("InitialAccess".into()),
+        mitre_techniques: vec![],
+        investigation_state: None,
+        first_activity_at: Some(now),
+        last_activity_at: Some(now),
+        activity_at: now,
+        created_at: now,
+        last_update_at: now,
+        resolved_at: None,
+        correlation_kind: CorrelationKind::NewIncident,
+        correlation_matched: serde_json::json!([]),
+        correlation_skipped: serde_json::json!([]),
+        correlated_at: now,
+    }
+}
+
+/// Mailbox evidence for `alert`.
+pub fn mailbox_evidence(a: &Alert, address: &str) -> Evidence {
+    Evidence {
+        tenant_id: a.tenant_id.clone(),
+        id: Uuid::now_v7(),
+        alert_id: a.id,
+        kind: EvidenceKind::Mailbox,
+        entity_key: format!("MAILBOX:{}", address.to_lowercase()),
+        verdict: Verdict::Unknown,
+        remediation_status: RemediationStatus::None,
+        roles: vec![],
+        data: serde_json::json!({ "primaryAddress": address, "upn": address, "displayName": address }),
+        created_at: Utc::now(),
+    }
+}
+
+/// Inserts an incident row as given (set `alert_count` yourself, or insert alerts and call `recount`).
+pub async fn insert_incident(app: &super::TestApp, i: &Incident) {
+    let mut conn = app.state.pool.get().await.expect("conn");
+    diesel::insert_into(incidents::table).values(i).execute(&mut conn).await.expect("insert incident");
+}
+
+/// Inserts alerts and sets their incidents' `alert_count`.
+pub async fn insert_alerts(app: &super::TestApp, rows: &[Alert]) {
+    let mut conn = app.state.pool.get().await.expect("conn");
+    diesel::insert_into(alerts::table).values(rows).execute(&mut conn).await.expect("insert alerts");
+    diesel::sql_query(
+        "UPDATE incidents i SET alert_count = (SELECT count(*) FROM alerts a \
+         WHERE a.tenant_id = i.tenant_id AND a.incident_id = i.id)",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("recount");
+}
+
+/// Inserts evidence rows.
+pub async fn insert_evidence(app: &super::TestApp, rows: &[Evidence]) {
+    let mut conn = app.state.pool.get().await.expect("conn");
+    diesel::insert_into(evidence::table).values(rows).execute(&mut conn).await.expect("insert evidence");
+}
+
+/// Shifts a timestamp by hours, for ordering tests.
+pub fn hours_ago(h: i64) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::hours(h)
+}
