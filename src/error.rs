@@ -22,6 +22,8 @@ pub enum AppError {
     Conflict(String),
     /// Anything else: database failures, bugs. The detail is logged, never sent.
     Internal(String),
+    /// The transaction collided with another (deadlock, serialisation failure): safe to retry.
+    Transient(String),
 }
 
 /// Result of a domain operation.
@@ -36,7 +38,7 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadInput(_) => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
-            AppError::Internal(_) => "INTERNAL",
+            AppError::Internal(_) | AppError::Transient(_) => "INTERNAL",
         }
     }
 
@@ -49,6 +51,7 @@ impl AppError {
             | AppError::BadInput(m)
             | AppError::Conflict(m) => m.clone(),
             AppError::Internal(_) => "internal server error".to_string(),
+            AppError::Transient(_) => "the server is busy; retry the request".to_string(),
         }
     }
 
@@ -65,7 +68,16 @@ impl AppError {
 
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
-        AppError::Internal(format!("database: {e}"))
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                AppError::Transient(format!("database: {e}"))
+            }
+            Error::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                AppError::Transient(format!("database: {e}"))
+            }
+            _ => AppError::Internal(format!("database: {e}")),
+        }
     }
 }
 
@@ -84,7 +96,7 @@ impl From<serde_json::Error> for AppError {
 impl From<AppError> for async_graphql::Error {
     fn from(e: AppError) -> Self {
         let code = e.code();
-        if let AppError::Internal(detail) = &e {
+        if let AppError::Internal(detail) | AppError::Transient(detail) = &e {
             tracing::error!(error = %detail, "internal error");
         }
         let message = e.public_message();

@@ -1,1 +1,4 @@
-//! Correlation of alerts into incidents (DOMAIN.md §4): keys, candidates, join and merge.
+//! Correlation of alerts into incidents (DOMAIN.md §4): keys, candidates, join and merge, race-free.
+
+pub mod engine;
+pub mod keys;

@@ -12,6 +12,7 @@ use parapet::state::AppState;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+pub mod alerts;
 pub mod seed;
 
 /// The HS256 secret tests sign with.

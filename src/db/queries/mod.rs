@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod alerts;
 pub mod comments;
+pub mod correlation;
 pub mod evidence;
 pub mod incidents;
 pub mod meta;

@@ -1,0 +1,93 @@
+//! The ingestion service: validates a batch, then places every good alert in one transaction holding the
+//! batch's key locks. The whole batch commits before any item is acknowledged.
+
+use super::input::AlertInput;
+use super::validate::{prepare, PreparedAlert};
+use crate::auth::{Caller, Role};
+use crate::correlation::engine::{place, Placement};
+use crate::correlation::keys::lock_id;
+use crate::db::queries::{correlation as q, tenants};
+use crate::db::Pool;
+use crate::error::{AppError, AppResult};
+use diesel_async::AsyncConnection;
+
+/// Most alerts one call may carry.
+pub const MAX_BATCH: usize = 500;
+const ATTEMPTS: usize = 5;
+
+/// The outcome of one item of a batch.
+#[derive(Debug, Clone)]
+pub enum ItemOutcome {
+    /// Stored and correlated.
+    Placed(Placement),
+    /// Refused; the reason names the field.
+    Rejected(String),
+}
+
+/// Ingests a batch for the caller's tenant.
+pub async fn ingest_alerts(
+    pool: &Pool,
+    caller: &Caller,
+    inputs: Vec<AlertInput>,
+) -> AppResult<Vec<ItemOutcome>> {
+    caller.require(Role::Ingestor)?;
+    if inputs.len() > MAX_BATCH {
+        return Err(AppError::bad(format!("at most {MAX_BATCH} alerts per call ({} given)", inputs.len())));
+    }
+    let prepared: Vec<Result<PreparedAlert, String>> =
+        inputs.into_iter().map(|i| prepare(i, caller.svc.as_deref())).collect();
+    let good: Vec<(usize, &PreparedAlert)> =
+        prepared.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p))).collect();
+
+    let tid = caller.tenant_id.as_str();
+    let mut lock_ids: Vec<i64> = vec![];
+    for (_, p) in &good {
+        lock_ids.push(lock_id(
+            tid,
+            "PROVIDER",
+            &format!("{}\u{1f}{}", p.service_source, p.provider_alert_id),
+        ));
+        for k in &p.keys {
+            lock_ids.push(lock_id(tid, k.kind.as_str(), &k.value));
+        }
+    }
+
+    let mut placed: Vec<Placement> = vec![];
+    if !good.is_empty() {
+        let mut conn = pool.get().await?;
+        let mut attempt = 0;
+        placed = loop {
+            attempt += 1;
+            let result = conn
+                .transaction::<_, AppError, _>(async |conn| {
+                    q::lock_keys(conn, &lock_ids).await?;
+                    let tenant = tenants::get(conn, tid).await?;
+                    let now = chrono::Utc::now();
+                    let mut out = Vec::with_capacity(good.len());
+                    for (_, p) in &good {
+                        out.push(place(conn, &tenant, p, now).await?);
+                    }
+                    Ok(out)
+                })
+                .await;
+            match result {
+                Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
+                    tracing::warn!(attempt, %detail, "ingest transaction collided; retrying");
+                }
+                other => break other?,
+            }
+        };
+    }
+
+    let mut placed = placed.into_iter();
+    Ok(prepared
+        .into_iter()
+        .map(|p| match p {
+            Ok(_) => placed
+                .next()
+                .map(ItemOutcome::Placed)
+                .unwrap_or_else(|| ItemOutcome::Rejected("internal server error".into())),
+            Err(reason) => ItemOutcome::Rejected(reason),
+        })
+        .collect())
+}
