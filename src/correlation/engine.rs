@@ -188,7 +188,7 @@ fn qualify(rows: Vec<q::MatchRow>) -> BTreeMap<Uuid, Vec<Key>> {
         .map(|(id, a)| {
             let mut keys: BTreeSet<Key> = a.strong;
             keys.extend(a.weak_same);
-            if !keys.iter().all(|k| !k.kind.is_strong()) {
+            if keys.iter().any(|k| k.kind.is_strong()) {
                 keys.extend(a.weak_other);
             }
             (id, keys.into_iter().collect())

@@ -8,6 +8,8 @@ pub const INGEST: &str = "mutation($alerts: [AlertInput!]!) { ingestAlerts(alert
 
 /// An MDO URL-ZAP alert about one message copy delivered to `recipient`.
 pub fn url_alert(provider_id: &str, recipient: &str, url: &str, sender: &str) -> Value {
+    // One sending IP per campaign (URL), so unrelated test campaigns share no weak key.
+    let ip = format!("203.0.113.{}", url.bytes().map(u32::from).sum::<u32>() % 250 + 1);
     json!({
         "providerAlertId": provider_id,
         "serviceSource": "microsoftDefenderForOffice365",
@@ -25,7 +27,7 @@ pub fn url_alert(provider_id: &str, recipient: &str, url: &str, sender: &str) ->
                 "headerFrom": sender,
                 "subject": "Your invoice",
                 "receivedAt": "2026-11-26T10:00:00Z",
-                "senderIp": "203.0.113.7",
+                "senderIp": ip,
                 "urls": [url],
                 "deliveryAction": "DELIVERED",
                 "latestDeliveryLocation": "INBOX",
