@@ -7,6 +7,7 @@ use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident, Tenant};
 use crate::db::queries::{activity, alerts as alert_q, correlation as q};
 use crate::domain::enums::*;
 use crate::error::AppResult;
+use crate::events::NewEvent;
 use crate::incidents::{self, CORRELATION_ACTOR};
 use crate::ingest::validate::PreparedAlert;
 use chrono::{DateTime, Utc};
@@ -37,6 +38,8 @@ pub struct Placement {
     pub matched: Vec<Key>,
     /// Incidents merged into `incident_id` while placing it.
     pub merged: Vec<Uuid>,
+    /// Events to write with the batch.
+    pub events: Vec<NewEvent>,
 }
 
 /// Places `p` (new or re-sent) and writes everything it touches.
@@ -133,6 +136,7 @@ pub async fn place(
     // alert of a resolved incident updates in place and never splits or reopens anything).
     let mut merged = vec![];
     let mut log = vec![];
+    let mut events = vec![];
     if target.is_open() {
         let mut others: Vec<&Incident> = open.iter().copied().filter(|i| i.id != target.id).collect();
         others.sort_by_key(|i| (i.created_at, i.id));
@@ -141,7 +145,7 @@ pub async fn place(
                 continue;
             }
             let shared = candidates.get(&other.id).cloned().unwrap_or_default();
-            merge_into(conn, &mut target, other, &shared, now, &mut log).await?;
+            merge_into(conn, &mut target, other, &shared, now, &mut log, &mut events).await?;
             merged.push(other.id);
         }
     }
@@ -155,10 +159,38 @@ pub async fn place(
         }
         log.push(entry(tid, Some(target.id), Some(alert_id), "ALERT_CORRELATED", message, now));
     }
-    incidents::recompute(conn, target.clone(), CORRELATION_ACTOR).await?;
+    let before = target.clone();
+    let after = incidents::recompute(conn, target, CORRELATION_ACTOR).await?;
     activity::insert(conn, &log).await?;
 
-    Ok(Placement { alert_id, incident_id: target.id, created: existing.is_none(), kind, matched, merged })
+    match &existing {
+        None => {
+            events.push(NewEvent::alert_correlated(after.id, alert_id, CORRELATION_ACTOR, kind, &matched))
+        }
+        Some(e) => {
+            let changed = alert_changes(e, &row);
+            if !changed.is_empty() {
+                events.push(NewEvent::alert_changed(after.id, alert_id, CORRELATION_ACTOR, &changed));
+            }
+        }
+    }
+    let mut changed = incident_changes(&before, &after);
+    if existing.is_none() || !merged.is_empty() {
+        changed.insert(0, "alerts");
+    }
+    if !changed.is_empty() {
+        events.push(NewEvent::incident_changed(after.id, CORRELATION_ACTOR, &changed));
+    }
+
+    Ok(Placement {
+        alert_id,
+        incident_id: after.id,
+        created: existing.is_none(),
+        kind,
+        matched,
+        merged,
+        events,
+    })
 }
 
 /// Groups match rows per incident and keeps the incidents that qualify: a strong key, or a weak key
@@ -227,12 +259,28 @@ pub async fn merge_into(
     shared: &[Key],
     now: DateTime<Utc>,
     log: &mut Vec<Activity>,
+    events: &mut Vec<NewEvent>,
 ) -> AppResult<()> {
     let tid = target.tenant_id.clone();
     let matched = serde_json::to_value(shared)?;
-    let moved =
+    let moved_ids =
         q::move_all_alerts(conn, &tid, source.id, target.id, CorrelationKind::Merged, &matched, now).await?;
     q::redirect_incident(conn, &tid, source.id, target.id, CORRELATION_ACTOR, now).await?;
+    for a in &moved_ids {
+        events.push(NewEvent::alert_correlated(
+            target.id,
+            *a,
+            CORRELATION_ACTOR,
+            CorrelationKind::Merged,
+            shared,
+        ));
+    }
+    events.push(NewEvent::incident_changed(
+        source.id,
+        CORRELATION_ACTOR,
+        &["status", "redirectIncidentId", "alerts"],
+    ));
+    let moved = moved_ids.len();
     if target.assigned_to.is_none() {
         target.assigned_to = source.assigned_to.clone();
     }
@@ -269,6 +317,45 @@ pub async fn merge_into(
         now,
     ));
     Ok(())
+}
+
+/// Names of the incident fields that differ, as GraphQL spells them.
+fn incident_changes(a: &Incident, b: &Incident) -> Vec<&'static str> {
+    let mut out = vec![];
+    let pairs: [(&'static str, bool); 9] = [
+        ("displayName", a.display_name != b.display_name),
+        ("severity", a.severity != b.severity),
+        ("status", a.status != b.status),
+        ("assignedTo", a.assigned_to != b.assigned_to),
+        ("classification", a.classification != b.classification),
+        ("determination", a.determination != b.determination),
+        ("customTags", a.custom_tags != b.custom_tags),
+        ("priorityScore", a.priority_score != b.priority_score),
+        ("alertCount", a.alert_count != b.alert_count),
+    ];
+    for (name, differs) in pairs {
+        if differs {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Names of the alert fields a re-send changed.
+fn alert_changes(a: &Alert, b: &Alert) -> Vec<&'static str> {
+    let pairs: [(&'static str, bool); 8] = [
+        ("title", a.title != b.title),
+        ("description", a.description != b.description),
+        ("severity", a.severity != b.severity),
+        ("category", a.category != b.category),
+        ("mitreTechniques", a.mitre_techniques != b.mitre_techniques),
+        ("alertPolicy", a.alert_policy != b.alert_policy),
+        ("firstActivityAt", a.first_activity_at != b.first_activity_at),
+        ("lastActivityAt", a.last_activity_at != b.last_activity_at),
+    ];
+    let mut out: Vec<&'static str> = pairs.iter().filter(|(_, d)| *d).map(|(n, _)| *n).collect();
+    out.push("evidence");
+    out
 }
 
 fn new_incident(tid: &str, p: &PreparedAlert, now: DateTime<Utc>) -> Incident {

@@ -67,6 +67,8 @@ pub async fn ingest_alerts(
                     for (_, p) in &good {
                         out.push(place(conn, &tenant, p, now).await?);
                     }
+                    let events: Vec<_> = out.iter().flat_map(|p| p.events.iter().cloned()).collect();
+                    crate::events::record(conn, tid, &events).await?;
                     Ok(out)
                 })
                 .await;

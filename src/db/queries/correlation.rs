@@ -192,7 +192,7 @@ pub async fn replace_evidence_and_keys(
     Ok(())
 }
 
-/// Moves every alert of `from` into `to`, recording how they got there; returns how many moved.
+/// Moves every alert of `from` into `to`, recording how they got there; returns the moved alerts' ids.
 pub async fn move_all_alerts(
     conn: &mut Conn,
     tenant_id: &str,
@@ -201,7 +201,7 @@ pub async fn move_all_alerts(
     kind: CorrelationKind,
     matched: &serde_json::Value,
     now: DateTime<Utc>,
-) -> QueryResult<usize> {
+) -> QueryResult<Vec<Uuid>> {
     diesel::update(alerts::table.filter(alerts::tenant_id.eq(tenant_id)).filter(alerts::incident_id.eq(from)))
         .set((
             alerts::incident_id.eq(to),
@@ -211,7 +211,8 @@ pub async fn move_all_alerts(
             alerts::correlated_at.eq(now),
             alerts::last_update_at.eq(now),
         ))
-        .execute(conn)
+        .returning(alerts::id)
+        .get_results(conn)
         .await
 }
 

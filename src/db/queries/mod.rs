@@ -4,6 +4,7 @@ pub mod activity;
 pub mod alerts;
 pub mod comments;
 pub mod correlation;
+pub mod events;
 pub mod evidence;
 pub mod incidents;
 pub mod meta;
