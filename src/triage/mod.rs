@@ -1,1 +1,51 @@
-//! Triage: analysts change incidents and alerts; roll-up rules and the activity log.
+//! Triage: analysts change incidents and alerts (status, severity, owner, classification, name, tags,
+//! comments), and the roll-up rules keep the two consistent (DOMAIN.md §4, reference §2.1–2.2):
+//!
+//! - resolving an incident resolves its open alerts; assigning it assigns all its alerts;
+//! - resolving the last open alert of an incident resolves the incident (the system does it);
+//! - reopening an alert of a resolved incident reopens the incident;
+//! - a classification/determination pair must fit (`Classification::allows`);
+//! - `REDIRECTED` incidents are read-only; `version` moves on every change to an incident's own fields;
+//! - every change writes activity-log rows with actor, before and after.
+//!
+//! Each public function runs in one transaction and locks the incidents it changes `FOR UPDATE` (several
+//! in id order, as ingestion does), then the alerts. The GraphQL resolvers only check the role and parse
+//! ids before calling these.
+
+mod alert;
+mod changes;
+mod comment;
+mod incident;
+mod input;
+
+pub use alert::update_alert;
+pub use comment::{add_alert_comment, add_incident_comment};
+pub use incident::{add_incident_tags, remove_incident_tags, update_incident, update_incidents};
+pub use input::{AlertPatch, IncidentPatch};
+
+/// The actor the activity log names for changes the rules make on their own.
+pub const SYSTEM_ACTOR: &str = "system";
+/// Most incidents `updateIncidents` changes at once.
+pub const MAX_BULK: usize = 100;
+/// Most custom tags an incident holds (and most tags one call may name).
+pub const MAX_TAGS: usize = 50;
+/// Longest tag, in characters.
+pub const MAX_TAG_LEN: usize = 100;
+/// Longest comment or resolving comment, in characters (the portal's limit).
+pub const MAX_COMMENT_LEN: usize = 30_000;
+/// Longest display name or owner, in characters.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Kinds of activity-log rows triage writes.
+pub mod kind {
+    /// A person changed a field.
+    pub const UPDATE: &str = "UPDATE";
+    /// A person added custom tags.
+    pub const TAG_ADDED: &str = "TAG_ADDED";
+    /// A person removed custom tags.
+    pub const TAG_REMOVED: &str = "TAG_REMOVED";
+    /// A person commented.
+    pub const COMMENT: &str = "COMMENT";
+    /// A field changed because another one did (incident ↔ alerts).
+    pub const ROLLUP: &str = "ROLLUP";
+}

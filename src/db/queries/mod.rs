@@ -9,3 +9,4 @@ pub mod evidence;
 pub mod incidents;
 pub mod meta;
 pub mod tenants;
+pub mod triage;

@@ -1,0 +1,94 @@
+//! Comments on incidents and alerts: append-only, each with an activity-log row. They change neither the
+//! incident's fields nor its version.
+
+use super::changes::{Changes, Entry};
+use super::incident::ensure_not_redirected;
+use super::{input, kind};
+use crate::auth::Caller;
+use crate::db::models::Comment;
+use crate::db::queries;
+use crate::db::queries::triage as q;
+use crate::db::Conn;
+use crate::error::AppResult;
+use diesel_async::AsyncConnection;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Longest excerpt of a comment the activity message quotes.
+const EXCERPT_LEN: usize = 140;
+
+/// Adds a comment to an incident (not to a merged one: it would go unseen there).
+pub async fn add_incident_comment(
+    conn: &mut Conn,
+    caller: &Caller,
+    id: Uuid,
+    body: &str,
+) -> AppResult<Comment> {
+    let body = input::comment(body)?;
+    let tenant = caller.tenant_id.as_str();
+    conn.transaction(async |c| {
+        // The row lock keeps a merge from redirecting the incident under the new comment.
+        let incident =
+            q::lock_incident(c, tenant, id).await?.ok_or_else(|| super::incident::not_found(id))?;
+        ensure_not_redirected(&incident)?;
+        let mut changes = Changes::new(tenant);
+        let comment = new_comment(caller, Some(id), None, body, &changes);
+        let comment = queries::comments::insert(c, &comment).await?;
+        changes.push(
+            Entry::incident(id, &caller.sub, kind::COMMENT, message(&comment))
+                .after(json!({ "commentId": comment.id })),
+        );
+        changes.commit(c).await?;
+        Ok(comment)
+    })
+    .await
+}
+
+/// Adds a comment to an alert. The comment belongs to the alert (it follows it if a merge moves it); its
+/// activity row also names the alert's current incident, so the incident's log shows it.
+pub async fn add_alert_comment(conn: &mut Conn, caller: &Caller, id: Uuid, body: &str) -> AppResult<Comment> {
+    let body = input::comment(body)?;
+    let tenant = caller.tenant_id.as_str();
+    conn.transaction(async |c| {
+        let incident_id =
+            q::alert_incident_id(c, tenant, id).await?.ok_or_else(|| super::alert::not_found(id))?;
+        let mut changes = Changes::new(tenant);
+        let comment = new_comment(caller, None, Some(id), body, &changes);
+        let comment = queries::comments::insert(c, &comment).await?;
+        changes.push(
+            Entry::alert(id, incident_id, &caller.sub, kind::COMMENT, message(&comment))
+                .after(json!({ "commentId": comment.id })),
+        );
+        changes.commit(c).await?;
+        Ok(comment)
+    })
+    .await
+}
+
+fn new_comment(
+    caller: &Caller,
+    incident_id: Option<Uuid>,
+    alert_id: Option<Uuid>,
+    body: String,
+    changes: &Changes,
+) -> Comment {
+    Comment {
+        tenant_id: caller.tenant_id.clone(),
+        id: Uuid::now_v7(),
+        incident_id,
+        alert_id,
+        author: caller.sub.clone(),
+        author_name: Some(caller.name.clone()),
+        body,
+        created_at: changes.now,
+    }
+}
+
+/// "Comment: <the first words>".
+fn message(c: &Comment) -> String {
+    let mut excerpt: String = c.body.chars().take(EXCERPT_LEN).collect();
+    if c.body.chars().count() > EXCERPT_LEN {
+        excerpt.push('…');
+    }
+    format!("Comment: {excerpt}")
+}
