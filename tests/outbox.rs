@@ -63,3 +63,38 @@ async fn correlation_writes_events_in_order() {
     assert!(redirected.as_array().expect("fields").contains(&json!("status")));
     assert_eq!(rows.iter().filter(|e| e.tenant_id == "fabrikam").count(), 2);
 }
+
+#[tokio::test]
+async fn triage_writes_events_naming_the_changed_fields() {
+    let app = TestApp::new().await;
+    let t = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let a = app.token("contoso", "alice@contoso.com", &[Role::Analyst]);
+    let r = app.ok(&t, INGEST, json!({ "alerts": [alert_with("t1", "p1", "LOW", json!([]))] })).await;
+    let inc = r["ingestAlerts"]["items"][0]["alert"]["incident"]["id"].clone();
+    app.ok(
+        &a,
+        "mutation($id: ID!) { updateIncident(id: $id, input: { status: IN_PROGRESS, assignedTo: \"alice@contoso.com\" }) { id } }",
+        json!({ "id": inc }),
+    )
+    .await;
+    app.ok(
+        &a,
+        "mutation($id: ID!) { addIncidentComment(id: $id, comment: \"looking\") { id } }",
+        json!({ "id": inc }),
+    )
+    .await;
+    let mut conn = app.state.pool.get().await.expect("conn");
+    let rows: Vec<Ev> = diesel::sql_query("SELECT tenant_id, kind, payload FROM events ORDER BY seq")
+        .load(&mut conn)
+        .await
+        .expect("events");
+    let tail: Vec<(&str, &serde_json::Value)> =
+        rows.iter().skip(2).map(|e| (e.kind.as_str(), &e.payload["changedFields"])).collect();
+    assert_eq!(tail[0].0, "INCIDENT_CHANGED");
+    let fields = tail[0].1.as_array().expect("fields");
+    assert!(fields.contains(&json!("status")) && fields.contains(&json!("assignedTo")), "{tail:?}");
+    assert!(tail.iter().any(
+        |(k, f)| *k == "ALERT_CHANGED" && f.as_array().is_some_and(|f| f.contains(&json!("assignedTo")))
+    ));
+    assert_eq!(tail.last().map(|(k, f)| (*k, (*f).clone())), Some(("INCIDENT_CHANGED", json!(["comments"]))));
+}

@@ -5,6 +5,7 @@ use crate::db::models::Activity;
 use crate::db::queries;
 use crate::db::Conn;
 use crate::error::AppResult;
+use crate::events::NewEvent;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -89,10 +90,11 @@ impl Changes {
     }
 
     /// Writes what changed, inside the operation's transaction. This is the one place every triage change
-    /// passes through after it is made: the outbox events for subscriptions (issue 3) are written here
-    /// too, from the same entries (their incident and alert ids say what changed), so they commit or roll
-    /// back with the change.
+    /// passes through after it is made: the outbox events for subscriptions are derived from the same
+    /// entries (one event per alert and per incident touched, naming the changed fields), written last,
+    /// so they commit or roll back with the change.
     pub(crate) async fn commit(self, conn: &mut Conn) -> AppResult<()> {
+        let events = self.events();
         let rows: Vec<Activity> = self
             .entries
             .into_iter()
@@ -111,6 +113,37 @@ impl Changes {
             })
             .collect();
         queries::activity::insert(conn, &rows).await?;
+        crate::events::record(conn, &self.tenant_id, &events).await?;
         Ok(())
+    }
+
+    /// One `ALERT_CHANGED` per alert and one `INCIDENT_CHANGED` per incident the entries touch.
+    fn events(&self) -> Vec<NewEvent> {
+        // (incident, alert) -> (actor, fields), in first-touched order.
+        let mut groups: Vec<((Uuid, Option<Uuid>), String, Vec<&'static str>)> = vec![];
+        for e in &self.entries {
+            let Some(incident_id) = e.incident_id else { continue };
+            let field = match (e.field, e.kind) {
+                (Some(f), _) => f,
+                (None, super::kind::COMMENT) => "comments",
+                (None, _) => continue,
+            };
+            let key = (incident_id, e.alert_id);
+            match groups.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, fields)) => {
+                    if !fields.contains(&field) {
+                        fields.push(field);
+                    }
+                }
+                None => groups.push((key, e.actor.clone(), vec![field])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|((incident_id, alert_id), actor, fields)| match alert_id {
+                Some(a) => NewEvent::alert_changed(incident_id, a, &actor, &fields),
+                None => NewEvent::incident_changed(incident_id, &actor, &fields),
+            })
+            .collect()
     }
 }

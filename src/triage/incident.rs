@@ -335,6 +335,9 @@ pub(crate) async fn save(
     next.version += 1;
     next.last_update_at = changes.now;
     next.last_modified_by = Some(actor.to_string());
+    // The priority follows the severity, which triage may change.
+    let stats = crate::db::queries::incidents::stats(c, &next.tenant_id, next.id).await?;
+    (next.priority_score, next.priority_reasons) = crate::incidents::priority::score(next.severity, &stats);
     q::save_incident(c, &next).await?;
     Ok(next)
 }

@@ -48,6 +48,8 @@ pub async fn save_incident(conn: &mut Conn, i: &Incident) -> QueryResult<()> {
             incidents::assigned_to.eq(&i.assigned_to),
             incidents::custom_tags.eq(&i.custom_tags),
             incidents::resolving_comment.eq(&i.resolving_comment),
+            incidents::priority_score.eq(i.priority_score),
+            incidents::priority_reasons.eq(&i.priority_reasons),
             incidents::last_update_at.eq(i.last_update_at),
             incidents::resolved_at.eq(i.resolved_at),
             incidents::last_modified_by.eq(&i.last_modified_by),
