@@ -120,7 +120,8 @@ impl Changes {
     /// One `ALERT_CHANGED` per alert and one `INCIDENT_CHANGED` per incident the entries touch.
     fn events(&self) -> Vec<NewEvent> {
         // (incident, alert) -> (actor, fields), in first-touched order.
-        let mut groups: Vec<((Uuid, Option<Uuid>), String, Vec<&'static str>)> = vec![];
+        type Group = ((Uuid, Option<Uuid>), String, Vec<&'static str>);
+        let mut groups: Vec<Group> = vec![];
         for e in &self.entries {
             let Some(incident_id) = e.incident_id else { continue };
             let field = match (e.field, e.kind) {
