@@ -3,6 +3,7 @@
 use crate::auth::{Caller, JwtVerifier};
 use crate::db::{self, Pool};
 use crate::error::{AppError, AppResult};
+use crate::events::hub::Hub;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +14,8 @@ pub struct AppState {
     pub pool: Pool,
     /// Verifies bearer tokens.
     pub verifier: Arc<JwtVerifier>,
+    /// Fans committed events out to this process's subscribers.
+    pub hub: Hub,
     /// Tenants known to exist, so a request creates its tenant row at most once per process.
     known_tenants: Arc<Mutex<HashSet<String>>>,
 }
@@ -20,7 +23,12 @@ pub struct AppState {
 impl AppState {
     /// Builds the state.
     pub fn new(pool: Pool, verifier: JwtVerifier) -> Self {
-        Self { pool, verifier: Arc::new(verifier), known_tenants: Arc::default() }
+        Self {
+            hub: Hub::new(pool.clone()),
+            pool,
+            verifier: Arc::new(verifier),
+            known_tenants: Arc::default(),
+        }
     }
 
     /// Verifies an `Authorization` header and makes sure the caller's tenant exists

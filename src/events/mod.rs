@@ -3,6 +3,10 @@
 //! tenant's sequence order equal its commit order, so a reader that has seen event N of a tenant has
 //! seen every earlier one. `pg_notify` (delivered at commit) wakes every replica's hub.
 
+pub mod cursor;
+pub mod hub;
+pub mod stream;
+
 use crate::correlation::keys::lock_id;
 use crate::db::queries::events as q;
 use crate::db::Conn;

@@ -2,12 +2,14 @@
 
 pub mod mutation;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
 use crate::auth::{Caller, Role};
 use crate::error::AppError;
 use crate::state::AppState;
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, Schema};
+use subscription::Subscription;
 
 /// The query root.
 #[derive(MergedObject, Default)]
@@ -22,7 +24,7 @@ pub struct Mutation(
 );
 
 /// The executable schema.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Schema limits (configurable at start-up).
 #[derive(Debug, Clone)]
@@ -43,7 +45,7 @@ impl Default for Limits {
 
 /// Builds the schema with the state in its context data.
 pub fn build_schema(state: AppState, limits: &Limits) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .data(state)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);
@@ -55,7 +57,7 @@ pub fn build_schema(state: AppState, limits: &Limits) -> AppSchema {
 
 /// The SDL `parapet schema` prints and `schema.graphql` holds.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish().sdl()
+    Schema::build(Query::default(), Mutation::default(), Subscription).finish().sdl()
 }
 
 /// The authenticated caller, or `UNAUTHENTICATED`.

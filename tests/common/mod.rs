@@ -105,6 +105,8 @@ pub struct TestApp {
     pub router: axum::Router,
     /// URL of this test's database.
     pub db_url: String,
+    /// The schema, for in-process subscriptions.
+    pub schema: parapet::graphql::AppSchema,
     db_name: String,
 }
 
@@ -122,8 +124,8 @@ impl TestApp {
             .expect("pool");
         let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"));
         let schema = build_schema(state.clone(), &Limits::default());
-        let router = parapet::http::router(state.clone(), schema);
-        Self { state, router, db_url, db_name }
+        let router = parapet::http::router(state.clone(), schema.clone());
+        Self { state, router, db_url, schema, db_name }
     }
 
     /// A valid token for `sub` in `tenant` with `roles`.
@@ -167,6 +169,36 @@ impl TestApp {
         let v = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
         (status, v)
+    }
+}
+
+impl TestApp {
+    /// Starts a subscription in-process as `token`'s caller; items are whole GraphQL responses.
+    pub async fn subscribe(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+    ) -> std::pin::Pin<Box<dyn futures::Stream<Item = Value> + Send>> {
+        use futures::StreamExt;
+        let caller = self.state.authenticate(&format!("Bearer {token}")).await;
+        let mut req =
+            async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
+        if let Ok(c) = caller {
+            req = req.data(c);
+        }
+        // Drive the stream from a task at once (as a WebSocket server would), so the subscription
+        // starts now rather than at the first poll.
+        let mut inner = self.schema.execute_stream(req);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(r) = inner.next().await {
+                if tx.send(serde_json::to_value(r).unwrap_or(Value::Null)).is_err() {
+                    return;
+                }
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
     }
 }
 
