@@ -1,1 +1,406 @@
-//! Settings from environment variables and flags.
+//! Settings from environment variables, each overridable by a command-line flag.
+//!
+//! | variable | flag | default | meaning |
+//! |---|---|---|---|
+//! | `DATABASE_URL` | `--database-url` | unset | PostgreSQL to use; unset runs the embedded cluster under the data dir |
+//! | `PARAPET_LISTEN` | `--listen` | `127.0.0.1:8080` | address the HTTP server binds |
+//! | `PARAPET_DATA_DIR` | `--data-dir` | `./.parapet` | embedded PostgreSQL data and the development JWT secret |
+//! | `PARAPET_JWT_SECRET` | `--jwt-secret` | unset | HS256 secret tokens are signed with |
+//! | `PARAPET_JWT_PUBLIC_KEY` | `--jwt-public-key` | unset | path to a PEM public key; tokens must then be RS256/ES256 and HS256 is refused |
+//! | `PARAPET_JWT_ISSUER` | `--jwt-issuer` | `parapet` | required `iss` claim |
+//! | `PARAPET_JWT_AUDIENCE` | `--jwt-audience` | `parapet` | required `aud` claim |
+//! | `PARAPET_ENV` | `--env` | `development` | `development` or `production` |
+//! | `RUST_LOG` | `--log` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
+//! | `PARAPET_LOG_FORMAT` | `--log-format` | `text` | `text` or `json` log lines |
+//! | `PARAPET_CORS_ORIGINS` | `--cors-origins` | none | comma-separated origins browsers may call from |
+//! | `PARAPET_MAX_BODY_BYTES` | `--max-body-bytes` | `4194304` (4 MiB) | largest request body; more is HTTP 413 |
+//! | `PARAPET_MAX_BATCH` | `--max-batch` | `10` | most operations in one batched request |
+//! | `PARAPET_MAX_DEPTH` | `--max-depth` | `16` | deepest selection a query may have |
+//! | `PARAPET_MAX_COMPLEXITY` | `--max-complexity` | `50000` | highest complexity a query may have |
+//! | `PARAPET_DB_POOL_SIZE` | `--db-pool-size` | `16` | most database connections held at once |
+//! | `PARAPET_DB_STATEMENT_TIMEOUT_MS` | `--db-statement-timeout-ms` | `30000` | longest a statement may run |
+//!
+//! JWT key resolution ([`Config::jwt_key`]): a public key wins (asymmetric only), else the secret; with
+//! neither, development generates a random secret once and keeps it in `<data dir>/jwt-secret` (mode
+//! 0600) so tokens from `parapet token` survive restarts, and production refuses to start.
+//! Secrets never reach logs: [`Config`]'s `Debug` redacts them and the database URL's password.
+
+use crate::auth::JwtVerifier;
+use crate::db::PoolSettings;
+use crate::graphql::Limits;
+use anyhow::{bail, Context as _};
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the server runs: development is forgiving, production is strict.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Environment {
+    /// Generated JWT secret allowed, introspection on.
+    #[default]
+    Development,
+    /// A configured JWT secret or key is required, introspection off.
+    Production,
+}
+
+/// Log line format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting of the server and its commands. Read from the environment; flags override.
+#[derive(clap::Args, Clone)]
+pub struct Config {
+    /// PostgreSQL URL; when unset, a private PostgreSQL runs under the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "PARAPET_LISTEN", global = true, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Folder for the embedded PostgreSQL and the development JWT secret.
+    #[arg(long, env = "PARAPET_DATA_DIR", global = true, default_value = "./.parapet")]
+    pub data_dir: PathBuf,
+
+    /// HS256 secret tokens are signed with.
+    #[arg(long, env = "PARAPET_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Path to a PEM public key (RSA or EC); tokens must then be RS256 or ES256.
+    #[arg(long, env = "PARAPET_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Required `iss` claim.
+    #[arg(long, env = "PARAPET_JWT_ISSUER", global = true, default_value = "parapet")]
+    pub jwt_issuer: String,
+
+    /// Required `aud` claim.
+    #[arg(long, env = "PARAPET_JWT_AUDIENCE", global = true, default_value = "parapet")]
+    pub jwt_audience: String,
+
+    /// `development` or `production`.
+    #[arg(long = "env", env = "PARAPET_ENV", global = true, value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+
+    /// Log filter, e.g. `info` or `parapet=debug,tower_http=info`.
+    #[arg(long, env = "RUST_LOG", global = true, default_value = "info")]
+    pub log: String,
+
+    /// `text` or `json` log lines.
+    #[arg(long, env = "PARAPET_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Comma-separated origins allowed by CORS (none by default).
+    #[arg(long, env = "PARAPET_CORS_ORIGINS", global = true, value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "PARAPET_MAX_BODY_BYTES", global = true, default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most operations in one batched GraphQL request.
+    #[arg(long, env = "PARAPET_MAX_BATCH", global = true, default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Deepest selection a query may have.
+    #[arg(long, env = "PARAPET_MAX_DEPTH", global = true, default_value_t = 16)]
+    pub max_depth: usize,
+
+    /// Highest complexity a query may have.
+    #[arg(long, env = "PARAPET_MAX_COMPLEXITY", global = true, default_value_t = 50_000)]
+    pub max_complexity: usize,
+
+    /// Most database connections held at once.
+    #[arg(long, env = "PARAPET_DB_POOL_SIZE", global = true, default_value_t = 16)]
+    pub db_pool_size: usize,
+
+    /// Longest a database statement may run, in milliseconds.
+    #[arg(long, env = "PARAPET_DB_STATEMENT_TIMEOUT_MS", global = true, default_value_t = 30_000)]
+    pub db_statement_timeout_ms: u64,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwt_public_key", &self.jwt_public_key)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("environment", &self.environment)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("cors_origins", &self.cors_origins)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_batch", &self.max_batch)
+            .field("max_depth", &self.max_depth)
+            .field("max_complexity", &self.max_complexity)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
+            .finish()
+    }
+}
+
+/// A database URL with its password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable database url>".to_string(),
+    }
+}
+
+/// The key tokens are verified with.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// HS256 shared secret.
+    Secret(Vec<u8>),
+    /// PEM public key (RS256 or ES256).
+    PublicKey(Vec<u8>),
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwtKey::Secret(_) => f.write_str("JwtKey::Secret(<redacted>)"),
+            JwtKey::PublicKey(_) => f.write_str("JwtKey::PublicKey(..)"),
+        }
+    }
+}
+
+/// Name of the generated development secret inside the data dir.
+pub const DEV_SECRET_FILE: &str = "jwt-secret";
+
+/// Parses the environment (and nothing else) into a [`Config`]; used by tests and embedders.
+#[derive(clap::Parser)]
+struct EnvOnly {
+    #[command(flatten)]
+    config: Config,
+}
+
+impl Config {
+    /// The configuration from environment variables alone.
+    pub fn from_env() -> anyhow::Result<Config> {
+        use clap::Parser;
+        Ok(EnvOnly::try_parse_from(["parapet"])?.config)
+    }
+
+    /// Whether this is a production deployment.
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// Checks settings that clap cannot (zero limits, empty secrets, bad origins).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_body_bytes == 0 {
+            bail!("PARAPET_MAX_BODY_BYTES must be above 0");
+        }
+        if self.max_batch == 0 {
+            bail!("PARAPET_MAX_BATCH must be at least 1");
+        }
+        if self.db_pool_size == 0 {
+            bail!("PARAPET_DB_POOL_SIZE must be at least 1");
+        }
+        if let Some(s) = &self.jwt_secret {
+            if s.trim().is_empty() {
+                bail!("PARAPET_JWT_SECRET is set but empty");
+            }
+        }
+        for o in self.cors_origins() {
+            if axum::http::HeaderValue::from_str(&o).is_err() || !o.contains("://") {
+                bail!(
+                    "PARAPET_CORS_ORIGINS holds {o:?}, which is not an origin like https://soc.example.com"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// CORS origins with blanks removed.
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_origins.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect()
+    }
+
+    /// GraphQL limits (introspection off in production).
+    pub fn limits(&self) -> Limits {
+        Limits {
+            depth: self.max_depth,
+            complexity: self.max_complexity,
+            introspection: !self.is_production(),
+        }
+    }
+
+    /// Pool settings.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings { max_size: self.db_pool_size, statement_timeout_ms: self.db_statement_timeout_ms }
+    }
+
+    /// The key tokens are checked with, resolved as the module doc says (may create the dev secret file).
+    pub fn jwt_key(&self) -> anyhow::Result<JwtKey> {
+        if let Some(path) = &self.jwt_public_key {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read PARAPET_JWT_PUBLIC_KEY file {}", path.display()))?;
+            return Ok(JwtKey::PublicKey(pem));
+        }
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(JwtKey::Secret(secret.as_bytes().to_vec()));
+        }
+        if self.is_production() {
+            bail!(
+                "PARAPET_ENV=production needs PARAPET_JWT_SECRET (HS256) or PARAPET_JWT_PUBLIC_KEY \
+                 (path to an RS256/ES256 PEM public key); none is set"
+            );
+        }
+        Ok(JwtKey::Secret(dev_secret(&self.data_dir)?))
+    }
+
+    /// The verifier for incoming tokens.
+    pub fn verifier(&self) -> anyhow::Result<JwtVerifier> {
+        match self.jwt_key()? {
+            JwtKey::Secret(s) => Ok(JwtVerifier::hs256(&s, &self.jwt_issuer, &self.jwt_audience)),
+            JwtKey::PublicKey(pem) => JwtVerifier::public_key(&pem, &self.jwt_issuer, &self.jwt_audience),
+        }
+    }
+
+    /// The HS256 secret `parapet token` signs with; an error when a public key is configured.
+    pub fn signing_secret(&self) -> anyhow::Result<Vec<u8>> {
+        match self.jwt_key()? {
+            JwtKey::Secret(s) => Ok(s),
+            JwtKey::PublicKey(_) => bail!(
+                "PARAPET_JWT_PUBLIC_KEY is set, so the server accepts only RS256/ES256 tokens from your \
+                 identity provider; `parapet token` signs HS256 and cannot mint them"
+            ),
+        }
+    }
+}
+
+/// Reads `<data dir>/jwt-secret`, creating it (random, mode 0600) on first use.
+fn dev_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(DEV_SECRET_FILE);
+    if let Some(secret) = read_secret(&path)? {
+        return Ok(secret);
+    }
+    create_data_dir(data_dir)?;
+    let secret = {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(&path) {
+        Ok(mut f) => {
+            f.write_all(secret.as_bytes())
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a development JWT secret");
+            Ok(secret.into_bytes())
+        }
+        // Another process created it meanwhile: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(&path)?
+            .ok_or_else(|| anyhow::anyhow!("{} is empty; delete it to generate a new one", path.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+fn read_secret(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().as_bytes().to_vec())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Creates the data dir. It stays enterable by others (0755) because, when run as root, the embedded
+/// PostgreSQL runs as the `postgres` user and must reach `<data dir>/pg`; secrets inside are 0600.
+pub fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o755);
+    }
+    b.create(data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))
+}
+
+/// Parses a duration such as `30m`, `8h`, `2d`, `3600s` or `3600` (seconds) into seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30m, 8h, 2d or 3600s"))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => return Err(format!("unknown duration unit {other:?} (use s, m, h, d or w)")),
+    };
+    if n == 0 {
+        return Err("a duration must be above zero".into());
+    }
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("8h"), Ok(28_800));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert_eq!(parse_duration("3600s"), Ok(3600));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert!(parse_duration("8x").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("0m").is_err());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut c = Config::from_env().expect("defaults parse");
+        c.jwt_secret = Some("very-secret-value".into());
+        c.database_url = Some("postgres://u:hunter2@db/parapet".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret-value") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn dev_secret_is_created_once_with_mode_0600() {
+        let dir = std::env::temp_dir().join(format!("parapet-cfg-{}", uuid::Uuid::new_v4().simple()));
+        let a = dev_secret(&dir).expect("create");
+        let b = dev_secret(&dir).expect("reuse");
+        assert_eq!(a, b);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(DEV_SECRET_FILE)).expect("file").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

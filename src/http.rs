@@ -1,36 +1,361 @@
 //! The HTTP surface: `/graphql` (POST, and GET for queries), `/graphql/ws`, `/playground`, `/healthz`,
 //! `/readyz`, `/metrics`.
+//!
+//! Protection at this layer: a body limit (HTTP 413 beyond it), a cap on batched operations, GET allowed
+//! for queries only (a mutation over GET could be triggered by a link or an image tag), and CORS only for
+//! configured origins. Each executed operation is counted in [`crate::metrics`] and logged once with its
+//! name, duration and outcome.
 
+use crate::auth::Caller;
+use crate::config::Config;
 use crate::error::AppError;
 use crate::graphql::{AppSchema, AuthFailure};
+use crate::metrics::{self, Outcome};
 use crate::state::AppState;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::Router;
+use async_graphql::http::{MultipartOptions, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{BatchRequest, BatchResponse, Data, Request};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The GraphiQL page served at `/playground`.
+pub const PLAYGROUND_HTML: &str = include_str!("../playground/index.html");
+
+/// HTTP-level limits and CORS.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Most operations in one batched request.
+    pub max_batch: usize,
+    /// Origins allowed by CORS (none: no CORS headers at all).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self { max_body_bytes: 4 * 1024 * 1024, max_batch: 10, cors_origins: vec![] }
+    }
+}
+
+impl From<&Config> for HttpOptions {
+    fn from(c: &Config) -> Self {
+        Self { max_body_bytes: c.max_body_bytes, max_batch: c.max_batch, cors_origins: c.cors_origins() }
+    }
+}
 
 #[derive(Clone)]
 struct HttpState {
     app: AppState,
     schema: AppSchema,
+    max_body_bytes: usize,
+    max_batch: usize,
 }
 
-/// Builds the router.
+/// Builds the router with default options.
 pub fn router(app: AppState, schema: AppSchema) -> Router {
-    Router::new().route("/graphql", post(graphql)).with_state(HttpState { app, schema })
+    router_with(app, schema, &HttpOptions::default())
 }
 
-async fn graphql(State(s): State<HttpState>, headers: HeaderMap, req: GraphQLRequest) -> GraphQLResponse {
-    let mut req = req.into_inner();
-    if let Some(h) = headers.get(axum::http::header::AUTHORIZATION) {
-        match h.to_str().map_err(|_| AppError::Unauthenticated("Authorization header is not text".into())) {
-            Ok(v) => match s.app.authenticate(v).await {
-                Ok(caller) => req = req.data(caller),
-                Err(e) => req = req.data(AuthFailure(e)),
-            },
-            Err(e) => req = req.data(AuthFailure(e)),
-        }
+/// Builds the router with `options`.
+pub fn router_with(app: AppState, schema: AppSchema, options: &HttpOptions) -> Router {
+    let state = HttpState {
+        app,
+        schema,
+        max_body_bytes: options.max_body_bytes,
+        max_batch: options.max_batch.max(1),
+    };
+    let mut router = Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/playground", get(playground))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(state);
+    let origins: Vec<HeaderValue> =
+        options.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect();
+    if !origins.is_empty() {
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .max_age(Duration::from_secs(600)),
+        );
     }
-    s.schema.execute(req).await.into()
+    router
+}
+
+async fn graphql_post(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than the limit of {} bytes", s.max_body_bytes),
+            )
+        }
+        Err(e) => return refuse(e.status(), "bad_request", format!("cannot read the request body: {e}")),
+    };
+    // async-graphql reads `[]` as one request with an empty query; call it what it is.
+    if body.trim_ascii_start().starts_with(b"[")
+        && serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body).is_ok_and(|v| v.is_empty())
+    {
+        return refuse(StatusCode::BAD_REQUEST, "bad_request", "the batch holds no operations".into());
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let batch = match async_graphql::http::receive_batch_body(
+        content_type,
+        body.as_ref(),
+        MultipartOptions::default(),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            return refuse(StatusCode::BAD_REQUEST, "bad_request", format!("invalid GraphQL request: {e}"))
+        }
+    };
+    execute(&s, &headers, batch, false).await
+}
+
+async fn graphql_get(State(s): State<HttpState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match request_from_query_string(query.as_deref().unwrap_or_default()) {
+        Ok(req) => execute(&s, &headers, BatchRequest::Single(req), true).await,
+        Err(e) => refuse(StatusCode::BAD_REQUEST, "bad_request", format!("invalid GraphQL request: {e}")),
+    }
+}
+
+/// A GraphQL request from GET parameters (`query`, `operationName`, `variables`, `extensions`; the last
+/// two JSON-encoded). async-graphql 7.2.1's own parser expects `operation_name`, not the standard
+/// `operationName`, hence this.
+fn request_from_query_string(qs: &str) -> Result<Request, String> {
+    let mut obj = serde_json::Map::new();
+    for (key, value) in url::form_urlencoded::parse(qs.as_bytes()) {
+        let (field, json) = match key.as_ref() {
+            "query" => ("query", false),
+            "operationName" | "operation_name" => ("operationName", false),
+            "variables" => ("variables", true),
+            "extensions" => ("extensions", true),
+            _ => continue,
+        };
+        let v = if json {
+            if value.trim().is_empty() {
+                continue;
+            }
+            serde_json::from_str(&value).map_err(|e| format!("{key} is not JSON: {e}"))?
+        } else {
+            serde_json::Value::String(value.into_owned())
+        };
+        obj.insert(field.to_string(), v);
+    }
+    if !obj.contains_key("query") {
+        return Err("the query parameter is missing".into());
+    }
+    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| e.to_string())
+}
+
+/// Name and kind of the operation a request will run (parsing once; the schema reuses the parse).
+fn operation_of(req: &mut Request) -> (String, Option<OperationType>) {
+    let wanted = req.operation_name.clone();
+    let kind = match req.parsed_query() {
+        Ok(doc) => match &doc.operations {
+            DocumentOperations::Single(op) => Some(op.node.ty),
+            DocumentOperations::Multiple(ops) => match &wanted {
+                Some(n) => ops.iter().find(|(k, _)| k.as_str() == n).map(|(_, op)| op.node.ty),
+                None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+                None => None,
+            },
+        },
+        Err(_) => None,
+    };
+    let name = match (&wanted, req.parsed_query()) {
+        (Some(n), _) => n.clone(),
+        (None, Ok(doc)) => match &doc.operations {
+            DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+                ops.keys().next().map(|k| k.to_string()).unwrap_or_default()
+            }
+            _ => String::new(),
+        },
+        (None, Err(_)) => String::new(),
+    };
+    (name, kind)
+}
+
+async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_get: bool) -> Response {
+    let (mut requests, batched) = match batch {
+        BatchRequest::Single(r) => (vec![r], false),
+        BatchRequest::Batch(v) => (v, true),
+    };
+    if requests.is_empty() {
+        return refuse(StatusCode::BAD_REQUEST, "bad_request", "the batch holds no operations".into());
+    }
+    if requests.len() > s.max_batch {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "batch_too_large",
+            format!("a batch may hold at most {} operations; this one holds {}", s.max_batch, requests.len()),
+        );
+    }
+    let ops: Vec<(String, Option<OperationType>)> = requests.iter_mut().map(operation_of).collect();
+    if over_get
+        && ops.iter().any(|(_, k)| matches!(k, Some(OperationType::Mutation | OperationType::Subscription)))
+    {
+        let mut resp = refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "mutation_over_get",
+            "mutations are not allowed over GET; send them with POST".into(),
+        );
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+
+    let auth = authenticate(&s.app, headers).await;
+    let mut responses = Vec::with_capacity(requests.len());
+    for (index, (mut req, (name, _))) in requests.into_iter().zip(ops).enumerate() {
+        let (tenant, sub) = match &auth {
+            Some(Ok(c)) => {
+                req = req.data(c.clone());
+                (Some(c.tenant_id.clone()), Some(c.sub.clone()))
+            }
+            Some(Err(e)) => {
+                req = req.data(AuthFailure(e.clone()));
+                (None, None)
+            }
+            None => (None, None),
+        };
+        let started = Instant::now();
+        let resp = s.schema.execute(req).await;
+        let elapsed = started.elapsed();
+        let outcome = if resp.errors.is_empty() { Outcome::Ok } else { Outcome::Error };
+        metrics::record_request(&name, outcome, elapsed);
+        let codes: Vec<String> = resp
+            .errors
+            .iter()
+            .map(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .unwrap_or_else(|| "GRAPHQL".into())
+            })
+            .collect();
+        tracing::info!(
+            operation = if name.is_empty() { "anonymous" } else { name.as_str() },
+            outcome = outcome.as_str(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            errors = %codes.join(","),
+            tenant = tenant.as_deref().unwrap_or("-"),
+            sub = sub.as_deref().unwrap_or("-"),
+            batch_index = if batched { Some(index) } else { None },
+            method = if over_get { "GET" } else { "POST" },
+            "graphql"
+        );
+        responses.push(resp);
+    }
+    let body = if batched {
+        BatchResponse::Batch(responses)
+    } else {
+        match responses.pop() {
+            Some(r) => BatchResponse::Single(r),
+            None => BatchResponse::Batch(vec![]),
+        }
+    };
+    GraphQLResponse::from(body).into_response()
+}
+
+/// The caller from the `Authorization` header: `None` without one, `Some(Err)` when it is refused.
+async fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Result<Caller, AppError>> {
+    let h = headers.get(header::AUTHORIZATION)?;
+    Some(match h.to_str() {
+        Ok(v) => app.authenticate(v).await,
+        Err(_) => Err(AppError::Unauthenticated("Authorization header is not text".into())),
+    })
+}
+
+/// A refusal before execution, shaped like a GraphQL error response.
+fn refuse(status: StatusCode, reason: &'static str, message: String) -> Response {
+    metrics::record_rejected(reason);
+    tracing::info!(status = status.as_u16(), reason, message = %message, "graphql request refused");
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }] });
+    (status, Json(body)).into_response()
+}
+
+/// GraphQL over WebSocket (`graphql-transport-ws` and the older `graphql-ws`). The `connection_init`
+/// payload must carry `{"Authorization": "Bearer <jwt>"}`; a missing or bad token refuses the connection.
+async fn graphql_ws(
+    State(s): State<HttpState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let app = s.app.clone();
+    let schema = s.schema.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| ws_connection_init(app, payload))
+                .serve()
+        })
+        .into_response()
+}
+
+async fn ws_connection_init(app: AppState, payload: serde_json::Value) -> async_graphql::Result<Data> {
+    let header = payload
+        .get("Authorization")
+        .or_else(|| payload.get("authorization"))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            async_graphql::Error::from(AppError::Unauthenticated(
+                "connection_init payload must be {\"Authorization\": \"Bearer <jwt>\"}".into(),
+            ))
+        })?;
+    let caller = app.authenticate(header).await?;
+    let mut data = Data::default();
+    data.insert(caller);
+    Ok(data)
+}
+
+async fn playground() -> Html<&'static str> {
+    Html(PLAYGROUND_HTML)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(s): State<HttpState>) -> Response {
+    // A database that does not answer must not hang the probe.
+    let ready =
+        tokio::time::timeout(Duration::from_secs(3), crate::db::is_ready(&s.app.pool)).await.unwrap_or(false);
+    if ready {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": "database unreachable or not migrated" })),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics_text(State(s): State<HttpState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics::render(Some(&s.app.pool)))
+        .into_response()
 }

@@ -14,5 +14,6 @@ pub mod graphql;
 pub mod http;
 pub mod incidents;
 pub mod ingest;
+pub mod metrics;
 pub mod state;
 pub mod triage;

@@ -1,5 +1,232 @@
 //! The `parapet` command: serve | migrate | schema | token.
+//!
+//! Settings come from environment variables (see `parapet::config`), and every one has a flag that
+//! overrides it, e.g. `parapet serve --listen 0.0.0.0:8080`.
 
-fn main() {
-    print!("{}", parapet::graphql::sdl());
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use parapet::auth::{mint_hs256, Role, TokenSpec};
+use parapet::config::{parse_duration, Config, LogFormat};
+use parapet::db::embedded::{self, EmbeddedPg};
+use parapet::state::AppState;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Incident and alert management server for e-mail security operations (GraphQL).
+#[derive(Parser)]
+#[command(name = "parapet", version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Mint a JWT signed with the configured HS256 secret.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Tenant id (`tid` claim).
+    #[arg(long)]
+    tenant: String,
+    /// Subject, a UPN such as alice@contoso.com.
+    #[arg(long)]
+    sub: String,
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// A role: reader, analyst, responder, admin or ingestor (repeat for several).
+    #[arg(long = "role", required = true, value_parser = parse_role)]
+    roles: Vec<Role>,
+    /// Lifetime, e.g. 30m, 8h, 2d, 3600s.
+    #[arg(long, default_value = "8h", value_parser = parse_duration)]
+    ttl: i64,
+    /// Service source an ingestor token is limited to (`svc` claim).
+    #[arg(long)]
+    svc: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(&s.to_ascii_lowercase())
+        .ok_or_else(|| format!("unknown role {s:?} (use reader, analyst, responder, admin or ingestor)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = cli.config;
+    if let Err(e) = config.validate() {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Schema => {
+            print!("{}", parapet::graphql::sdl());
+            Ok(())
+        }
+        Cmd::Token(args) => token(&config, args),
+        Cmd::Migrate => runtime().and_then(|rt| {
+            init_tracing(&config);
+            rt.block_on(migrate(&config))
+        }),
+        Cmd::Serve => runtime().and_then(|rt| {
+            init_tracing(&config);
+            rt.block_on(serve(config))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "parapet failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
+        eprintln!("warning: RUST_LOG {:?} is not a valid filter ({e}); using info", config.log);
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn token(config: &Config, args: TokenArgs) -> anyhow::Result<()> {
+    let secret = config.signing_secret()?;
+    let spec = TokenSpec {
+        tenant: args.tenant,
+        sub: args.sub,
+        name: args.name,
+        roles: args.roles,
+        svc: args.svc,
+        ttl_secs: args.ttl,
+    };
+    println!("{}", mint_hs256(&spec, &secret, &config.jwt_issuer, &config.jwt_audience)?);
+    Ok(())
+}
+
+/// The database to use: `DATABASE_URL`, or the embedded cluster (started here, stopped by the caller).
+async fn database(config: &Config) -> anyhow::Result<(String, Option<EmbeddedPg>)> {
+    if let Some(url) = &config.database_url {
+        return Ok((url.clone(), None));
+    }
+    let dir = config.data_dir.clone();
+    let mut pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir, &embedded::Options::default()))
+        .await
+        .context("the embedded PostgreSQL launcher panicked")??;
+    // Ours to stop, even when adopted from a run that died without stopping it.
+    pg.stop_when_done(true);
+    let url = pg.ensure_database("parapet").await?;
+    Ok((url, Some(pg)))
+}
+
+/// Stops the embedded cluster off the async threads.
+async fn stop_embedded(pg: Option<EmbeddedPg>) {
+    if let Some(mut pg) = pg {
+        let stopped = tokio::task::spawn_blocking(move || pg.stop()).await;
+        if let Ok(Err(e)) = stopped {
+            tracing::error!(error = %format!("{e:#}"), "could not stop the embedded PostgreSQL");
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let (url, pg) = database(config).await?;
+    let result = parapet::db::run_migrations(&url).await;
+    stop_embedded(pg).await;
+    let ran = result?;
+    tracing::info!(ran, "migrations applied");
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    // Resolve the key first: a production deployment without one should fail before touching anything.
+    let verifier = config.verifier()?;
+    tracing::info!(config = ?config, "starting parapet");
+    let (url, pg) = database(&config).await?;
+    let result = run_server(&config, &url, verifier).await;
+    stop_embedded(pg).await;
+    result
+}
+
+async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVerifier) -> anyhow::Result<()> {
+    let ran = parapet::db::run_migrations(url).await.context("cannot migrate the database")?;
+    if ran > 0 {
+        tracing::info!(ran, "migrations applied");
+    }
+    let pool = parapet::db::build_pool(url, &config.pool_settings())?;
+    let state = AppState::new(pool, verifier);
+    let schema = parapet::graphql::build_schema(state.clone(), &config.limits());
+    let router = parapet::http::router_with(state, schema, &config.into());
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening: http://{addr}/graphql (playground at http://{addr}/playground)");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    tokio::select! {
+        ended = &mut server => {
+            return match ended {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e).context("the HTTP server failed"),
+                Err(e) => Err(e).context("the HTTP server task failed"),
+            };
+        }
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down: finishing requests in flight");
+        }
+    }
+    let _ = stop_tx.send(());
+    // Upgraded connections (WebSockets) may never end by themselves: don't wait for them forever.
+    match tokio::time::timeout(Duration::from_secs(20), server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("server stopped"),
+        Ok(Ok(Err(e))) => return Err(e).context("the HTTP server failed while stopping"),
+        Ok(Err(e)) => return Err(e).context("the HTTP server task failed"),
+        Err(_) => tracing::warn!("connections still open after 20 s; stopping anyway"),
+    }
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }

@@ -20,9 +20,42 @@ pub const SECRET: &[u8] = b"parapet-test-secret";
 
 static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
-/// URL of the server tests use: `DATABASE_URL`, else the local PostgreSQL on 5432.
+static SERVER_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// URL of the server tests use: `DATABASE_URL`; else the local PostgreSQL on 127.0.0.1:5432 when something
+/// answers there; else an embedded cluster under `target/tmp/test-pg`, started once and left running for
+/// the next test process (parallel test processes share it; the launcher serialises their starts).
+/// `PARAPET_TEST_EMBEDDED=1` forces the embedded cluster even when 5432 answers.
 pub fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    SERVER_URL
+        .get_or_init(|| {
+            let force_embedded =
+                std::env::var("PARAPET_TEST_EMBEDDED").is_ok_and(|v| !v.is_empty() && v != "0");
+            if let (Ok(url), false) = (std::env::var("DATABASE_URL"), force_embedded) {
+                return url;
+            }
+            let local = std::net::SocketAddr::from(([127, 0, 0, 1], 5432));
+            if !force_embedded
+                && std::net::TcpStream::connect_timeout(&local, std::time::Duration::from_secs(1)).is_ok()
+            {
+                return "postgres://postgres@127.0.0.1:5432/postgres".into();
+            }
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-pg");
+            eprintln!(
+                "tests: no DATABASE_URL and nothing on 127.0.0.1:5432 (or PARAPET_TEST_EMBEDDED set); \
+                 using the embedded PostgreSQL in {}",
+                dir.display()
+            );
+            let pg = parapet::db::embedded::EmbeddedPg::start(
+                &dir,
+                &parapet::db::embedded::Options { fast: true },
+            )
+            .expect("start the embedded PostgreSQL for tests");
+            let url = pg.url("postgres");
+            pg.leave_running();
+            url
+        })
+        .clone()
 }
 
 /// `base` with its database name replaced.
