@@ -12,10 +12,10 @@ use crate::error::AppError;
 use crate::graphql::{AppSchema, AuthFailure};
 use crate::metrics::{self, Outcome};
 use crate::state::AppState;
-use async_graphql::http::{MultipartOptions, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::MultipartOptions;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{BatchRequest, BatchResponse, Data, Request};
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::{BatchRequest, BatchResponse, Request};
+use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, State, WebSocketUpgrade};
@@ -39,17 +39,24 @@ pub struct HttpOptions {
     pub max_batch: usize,
     /// Origins allowed by CORS (none: no CORS headers at all).
     pub cors_origins: Vec<String>,
+    /// WebSocket limits.
+    pub ws: crate::ws::WsOptions,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { max_body_bytes: 4 * 1024 * 1024, max_batch: 10, cors_origins: vec![] }
+        Self { max_body_bytes: 4 * 1024 * 1024, max_batch: 10, cors_origins: vec![], ws: Default::default() }
     }
 }
 
 impl From<&Config> for HttpOptions {
     fn from(c: &Config) -> Self {
-        Self { max_body_bytes: c.max_body_bytes, max_batch: c.max_batch, cors_origins: c.cors_origins() }
+        Self {
+            max_body_bytes: c.max_body_bytes,
+            max_batch: c.max_batch,
+            cors_origins: c.cors_origins(),
+            ws: Default::default(),
+        }
     }
 }
 
@@ -59,6 +66,7 @@ struct HttpState {
     schema: AppSchema,
     max_body_bytes: usize,
     max_batch: usize,
+    ws: crate::ws::WsOptions,
 }
 
 /// Builds the router with default options.
@@ -73,6 +81,7 @@ pub fn router_with(app: AppState, schema: AppSchema, options: &HttpOptions) -> R
         schema,
         max_body_bytes: options.max_body_bytes,
         max_batch: options.max_batch.max(1),
+        ws: options.ws.clone(),
     };
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -297,39 +306,14 @@ fn refuse(status: StatusCode, reason: &'static str, message: String) -> Response
     (status, Json(body)).into_response()
 }
 
-/// GraphQL over WebSocket (`graphql-transport-ws` and the older `graphql-ws`). The `connection_init`
-/// payload must carry `{"Authorization": "Bearer <jwt>"}`; a missing or bad token refuses the connection.
-async fn graphql_ws(
-    State(s): State<HttpState>,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let app = s.app.clone();
-    let schema = s.schema.clone();
+/// GraphQL over WebSocket (`graphql-transport-ws` and the legacy `graphql-ws`), served by
+/// [`crate::ws`]. The `connection_init` payload must carry `{"Authorization": "Bearer <jwt>"}`.
+async fn graphql_ws(State(s): State<HttpState>, upgrade: WebSocketUpgrade) -> Response {
+    let (app, schema, opts) = (s.app.clone(), s.schema.clone(), s.ws.clone());
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .on_connection_init(move |payload| ws_connection_init(app, payload))
-                .serve()
-        })
+        .protocols(crate::ws::PROTOCOLS)
+        .on_upgrade(move |socket| crate::ws::serve(socket, app, schema, opts))
         .into_response()
-}
-
-async fn ws_connection_init(app: AppState, payload: serde_json::Value) -> async_graphql::Result<Data> {
-    let header = payload
-        .get("Authorization")
-        .or_else(|| payload.get("authorization"))
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| {
-            async_graphql::Error::from(AppError::Unauthenticated(
-                "connection_init payload must be {\"Authorization\": \"Bearer <jwt>\"}".into(),
-            ))
-        })?;
-    let caller = app.authenticate(header).await?;
-    let mut data = Data::default();
-    data.insert(caller);
-    Ok(data)
 }
 
 async fn playground() -> Html<&'static str> {
