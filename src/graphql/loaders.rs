@@ -1,7 +1,18 @@
-//! Per-request DataLoaders of the read side, so nested fields cost one statement per level and never one
-//! per parent (no N+1). Every key carries the tenant id and every batch is queried per tenant, so a
-//! loader can never cross tenants. The loaders are created for each request by `PerRequestLoaders`, a
-//! schema extension, so the HTTP and WebSocket transports need not know about them.
+//! Per-request loaders of the read side, so nested fields cost one statement per level and never one
+//! per parent (no N+1).
+//!
+//! Two layers:
+//! - `QueueLoader` is an async-graphql `DataLoader`: one `Loader` impl per key type, each batch queried
+//!   per tenant. Every key carries the tenant id, so a loader never crosses tenants.
+//! - Sibling sets make the batching deterministic. A DataLoader batches what arrives within a short
+//!   time window, so a large page resolved slowly (a busy machine, a debug build) splits into many
+//!   batches. Instead, when a list resolver produces a page (incidents, alerts, the alerts of a page of
+//!   incidents), it registers the page's ids as a sibling set; the first sibling that asks for a nested
+//!   field loads it for all siblings in one `load_many`, and the others await that same result. Objects
+//!   that belong to no registered page (a mutation's result, say) fall back to plain DataLoader batching.
+//!
+//! `PerRequestLoaders`, a schema extension, gives every request its own `Loaders`, so the transports need
+//! not know about them.
 
 use crate::db::models;
 use crate::db::queries::queue::{Parent, ParentKind, TimeKeyset};
@@ -12,9 +23,11 @@ use crate::error::AppError;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
 use async_graphql::{Context, Request, ServerResult};
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 /// The batch loader: one value implementing `Loader` for every key type below.
@@ -22,18 +35,483 @@ pub struct QueueLoader {
     pool: Pool,
 }
 
-/// The request's loaders (one `DataLoader` serves every key type; batches are per key type).
-pub type Loaders = DataLoader<QueueLoader>;
-
-/// New loaders over `pool`. Deliberately without a cache: a mutation's result read later in the same
-/// request must not see rows cached before the change; keys repeated within one batch are still loaded
-/// once.
-pub fn new_loaders(pool: Pool) -> Arc<Loaders> {
-    Arc::new(DataLoader::new(QueueLoader { pool }, tokio::spawn))
+/// The kind of object a sibling set groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetKind {
+    /// Incidents.
+    Incident,
+    /// Alerts.
+    Alert,
 }
 
-/// The request's loaders; when the schema was built without `PerRequestLoaders` (a bare test schema),
-/// fresh ones that still batch within the resolver that asked.
+/// What a sibling set has loaded for all its members (one entry per nested field and arguments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Memo {
+    /// First page (of this size) of each incident's alerts.
+    AlertPages(i64),
+    /// Alert count of each incident.
+    AlertCount,
+    /// Alert roll-up of each incident.
+    Rollup,
+    /// Impacted mailboxes of each incident.
+    Mailboxes,
+    /// Merged evidence rows of each incident.
+    IncidentEvidence,
+    /// Evidence of each alert.
+    AlertEvidence,
+    /// First page (of this size) of each parent's comments.
+    Comments(i64),
+    /// Comment count of each parent.
+    CommentCount,
+    /// First page (of this size) of each parent's activity.
+    Activity(i64),
+    /// Activity count of each parent.
+    ActivityCount,
+    /// Incident of each alert.
+    AlertIncident,
+    /// Redirect target of each incident.
+    RedirectIncident,
+}
+
+type Shared = Arc<dyn Any + Send + Sync>;
+
+/// A member of a sibling set: its id, and the one object it points at that nested fields load (an
+/// alert's incident, an incident's redirect target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Member {
+    /// The object's id.
+    pub id: Uuid,
+    /// The object it points at, if any.
+    pub link: Option<Uuid>,
+}
+
+impl Member {
+    /// An incident as a member (linking to its redirect target).
+    pub fn incident(row: &models::Incident) -> Self {
+        Self { id: row.id, link: row.redirect_incident_id }
+    }
+
+    /// An alert as a member (linking to its incident).
+    pub fn alert(row: &models::Alert) -> Self {
+        Self { id: row.id, link: Some(row.incident_id) }
+    }
+}
+
+/// Objects listed together (one page), which load their nested fields together.
+pub struct SiblingSet {
+    tenant: String,
+    members: Vec<Member>,
+    memo: Mutex<HashMap<Memo, Arc<OnceCell<Shared>>>>,
+}
+
+impl SiblingSet {
+    fn new(tenant: &str, members: Vec<Member>) -> Self {
+        Self { tenant: tenant.to_string(), members, memo: Mutex::default() }
+    }
+}
+
+/// A request's loaders: the DataLoader and the registered sibling sets.
+///
+/// The registry holds sets weakly: whoever lists the objects (a connection, or the memo of the parent
+/// set whose nested field produced them) owns the set, so it lives exactly as long as the objects are
+/// being resolved. A long-lived request (a subscription resolving one payload per event) therefore
+/// never serves one event's nested data to the next.
+pub struct Loaders {
+    data: DataLoader<QueueLoader>,
+    sets: Mutex<HashMap<(String, SetKind, Uuid), Weak<SiblingSet>>>,
+}
+
+/// A sibling set's handle; keep it alive while its members resolve.
+pub type SetHandle = Arc<SiblingSet>;
+
+/// What a set memoises for one nested field: every member's value, and the set of the objects those
+/// values list (kept alive with them).
+struct Memoized<K, V> {
+    values: HashMap<K, V>,
+    child: Option<SetHandle>,
+}
+
+fn poisoned() -> AppError {
+    AppError::Internal("loader registry lock poisoned".into())
+}
+
+impl Loaders {
+    /// The DataLoader, for keys that no sibling set covers (a page after a cursor, say).
+    pub fn data(&self) -> &DataLoader<QueueLoader> {
+        &self.data
+    }
+
+    /// Registers `members` (of `tenant`) as one sibling set and returns its handle, which the caller
+    /// keeps while the members resolve. Members already in a live set keep theirs.
+    pub fn register(
+        &self,
+        kind: SetKind,
+        tenant: &str,
+        members: impl IntoIterator<Item = Member>,
+    ) -> SetHandle {
+        let members: Vec<Member> = members.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+        let set = Arc::new(SiblingSet::new(tenant, members));
+        if let Ok(mut sets) = self.sets.lock() {
+            sets.retain(|_, w| w.strong_count() > 0);
+            for m in &set.members {
+                let slot = sets.entry((tenant.to_string(), kind, m.id)).or_default();
+                if slot.strong_count() == 0 {
+                    *slot = Arc::downgrade(&set);
+                }
+            }
+        }
+        set
+    }
+
+    /// Registers a page of incidents as one sibling set.
+    pub fn register_incidents<'a>(
+        &self,
+        tenant: &str,
+        rows: impl IntoIterator<Item = &'a models::Incident>,
+    ) -> SetHandle {
+        self.register(SetKind::Incident, tenant, rows.into_iter().map(Member::incident))
+    }
+
+    /// Registers a page of alerts as one sibling set.
+    pub fn register_alerts<'a>(
+        &self,
+        tenant: &str,
+        rows: impl IntoIterator<Item = &'a models::Alert>,
+    ) -> SetHandle {
+        self.register(SetKind::Alert, tenant, rows.into_iter().map(Member::alert))
+    }
+
+    /// The live set holding `me`, or a set of `me` alone.
+    fn set_of(&self, kind: SetKind, tenant: &str, me: Member) -> Result<SetHandle, AppError> {
+        let sets = self.sets.lock().map_err(|_| poisoned())?;
+        Ok(match sets.get(&(tenant.to_string(), kind, me.id)).and_then(Weak::upgrade) {
+            Some(s) => s,
+            None => Arc::new(SiblingSet::new(tenant, vec![me])),
+        })
+    }
+
+    /// The value for `me` under `key_of`, loaded together with the same key of every sibling of `me`:
+    /// the first sibling to ask runs one `load_many` (and `after_load`, which may register the objects
+    /// the values list as a set of their own); the others share the result. `key_of` gives no key for a
+    /// member with nothing to load (an incident without redirect target). Also returns the set
+    /// `after_load` registered, for the caller to keep.
+    pub async fn load_with_siblings<K, V>(
+        &self,
+        kind: SetKind,
+        tenant: &str,
+        me: Member,
+        memo: Memo,
+        key_of: impl Fn(&str, Member) -> Option<K>,
+        after_load: impl FnOnce(&Self, &HashMap<K, V>) -> Option<SetHandle>,
+    ) -> Result<(Option<V>, Option<SetHandle>), AppError>
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        V: Send + Sync + Clone + 'static,
+        QueueLoader: Loader<K, Value = V, Error = AppError>,
+    {
+        let Some(own) = key_of(tenant, me) else { return Ok((None, None)) };
+        let set = self.set_of(kind, tenant, me)?;
+        let cell = {
+            let mut cells = set.memo.lock().map_err(|_| poisoned())?;
+            cells.entry(memo).or_default().clone()
+        };
+        let shared = cell
+            .get_or_try_init(|| async {
+                let keys = set.members.iter().filter_map(|m| key_of(&set.tenant, *m));
+                let values = self.data.load_many(keys).await?;
+                let child = after_load(self, &values);
+                Ok::<Shared, AppError>(Arc::new(Memoized { values, child }))
+            })
+            .await?;
+        let memoized = shared
+            .clone()
+            .downcast::<Memoized<K, V>>()
+            .map_err(|_| AppError::Internal("loader memo holds another type".into()))?;
+        Ok((memoized.values.get(&own).cloned(), memoized.child.clone()))
+    }
+}
+
+fn set_kind(p: ParentKind) -> SetKind {
+    match p {
+        ParentKind::Incident => SetKind::Incident,
+        ParentKind::Alert => SetKind::Alert,
+    }
+}
+
+fn lookup(id: Uuid) -> Member {
+    Member { id, link: None }
+}
+
+fn register_alert_pages<K>(
+    l: &Loaders,
+    tenant: &str,
+    pages: &HashMap<K, Arc<ChildPage<models::Alert>>>,
+) -> Option<SetHandle> {
+    Some(l.register_alerts(tenant, pages.values().flat_map(|p| p.rows.iter())))
+}
+
+/// Typed loads the GraphQL types use: each batches over the caller's siblings.
+impl Loaders {
+    /// The incident of alert `a`.
+    pub async fn incident_of_alert(&self, a: &models::Alert) -> Result<Option<models::Incident>, AppError> {
+        let tenant = a.tenant_id.as_str();
+        self.load_with_siblings(
+            SetKind::Alert,
+            tenant,
+            Member::alert(a),
+            Memo::AlertIncident,
+            |t, m| m.link.map(|id| IncidentKey { tenant: t.to_string(), id }),
+            |l, found: &HashMap<IncidentKey, models::Incident>| {
+                Some(l.register_incidents(tenant, found.values()))
+            },
+        )
+        .await
+        .map(|(incident, _)| incident)
+    }
+
+    /// The incident that incident `i` was merged into, if any.
+    pub async fn redirect_target(&self, i: &models::Incident) -> Result<Option<models::Incident>, AppError> {
+        let tenant = i.tenant_id.as_str();
+        self.load_with_siblings(
+            SetKind::Incident,
+            tenant,
+            Member::incident(i),
+            Memo::RedirectIncident,
+            |t, m| m.link.map(|id| IncidentKey { tenant: t.to_string(), id }),
+            |l, found: &HashMap<IncidentKey, models::Incident>| {
+                Some(l.register_incidents(tenant, found.values()))
+            },
+        )
+        .await
+        .map(|(incident, _)| incident)
+    }
+
+    /// A page of an incident's alerts (oldest first), and the handle of the set its alerts resolve in
+    /// (keep it with the page). The first page batches over the incident's siblings, and the alerts of
+    /// all those pages form one set; a page after a cursor is the incident's own (through the
+    /// DataLoader).
+    pub async fn alert_page(
+        &self,
+        tenant: &str,
+        incident: Uuid,
+        first: i64,
+        after: Option<TimeKeyset>,
+    ) -> Result<(Arc<ChildPage<models::Alert>>, Option<SetHandle>), AppError> {
+        let (page, set) = match after {
+            None => {
+                self.load_with_siblings(
+                    SetKind::Incident,
+                    tenant,
+                    lookup(incident),
+                    Memo::AlertPages(first),
+                    |t, m| Some(AlertPageKey { tenant: t.to_string(), incident: m.id, first, after: None }),
+                    |l, pages| register_alert_pages(l, tenant, pages),
+                )
+                .await?
+            }
+            Some(_) => {
+                let key = AlertPageKey { tenant: tenant.to_string(), incident, first, after };
+                let page = self.data.load_one(key).await?;
+                let set = page.as_ref().map(|p| self.register_alerts(tenant, p.rows.iter()));
+                (page, set)
+            }
+        };
+        Ok((page.unwrap_or_default(), set))
+    }
+
+    /// The number of alerts of an incident.
+    pub async fn alert_count(&self, tenant: &str, incident: Uuid) -> Result<i64, AppError> {
+        let (n, _) = self
+            .load_with_siblings(
+                SetKind::Incident,
+                tenant,
+                lookup(incident),
+                Memo::AlertCount,
+                |t, m| Some(AlertCountKey { tenant: t.to_string(), incident: m.id }),
+                |_, _| None,
+            )
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The roll-up of an incident's alerts.
+    pub async fn rollup(&self, tenant: &str, incident: Uuid) -> Result<Arc<Rollup>, AppError> {
+        let (r, _) = self
+            .load_with_siblings(
+                SetKind::Incident,
+                tenant,
+                lookup(incident),
+                Memo::Rollup,
+                |t, m| Some(RollupKey { tenant: t.to_string(), incident: m.id }),
+                |_, _| None,
+            )
+            .await?;
+        Ok(r.unwrap_or_default())
+    }
+
+    /// Distinct mailboxes an incident's alerts name.
+    pub async fn impacted_mailboxes(&self, tenant: &str, incident: Uuid) -> Result<i64, AppError> {
+        let (n, _) = self
+            .load_with_siblings(
+                SetKind::Incident,
+                tenant,
+                lookup(incident),
+                Memo::Mailboxes,
+                |t, m| Some(MailboxCountKey { tenant: t.to_string(), incident: m.id }),
+                |_, _| None,
+            )
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Evidence rows of all of an incident's alerts.
+    pub async fn incident_evidence(
+        &self,
+        tenant: &str,
+        incident: Uuid,
+    ) -> Result<Arc<Vec<models::Evidence>>, AppError> {
+        let (rows, _) = self
+            .load_with_siblings(
+                SetKind::Incident,
+                tenant,
+                lookup(incident),
+                Memo::IncidentEvidence,
+                |t, m| Some(IncidentEvidenceKey { tenant: t.to_string(), incident: m.id }),
+                |_, _| None,
+            )
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    /// Evidence rows of an alert.
+    pub async fn alert_evidence(
+        &self,
+        tenant: &str,
+        alert: Uuid,
+    ) -> Result<Arc<Vec<models::Evidence>>, AppError> {
+        let (rows, _) = self
+            .load_with_siblings(
+                SetKind::Alert,
+                tenant,
+                lookup(alert),
+                Memo::AlertEvidence,
+                |t, m| Some(AlertEvidenceKey { tenant: t.to_string(), alert: m.id }),
+                |_, _| None,
+            )
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    /// A page of a parent's comments (oldest first); the first page batches over the parent's siblings.
+    pub async fn comment_page(
+        &self,
+        tenant: &str,
+        parent: Parent,
+        first: i64,
+        after: Option<TimeKeyset>,
+    ) -> Result<Arc<ChildPage<models::Comment>>, AppError> {
+        let page = match after {
+            None => {
+                let kind = parent.kind;
+                self.load_with_siblings(
+                    set_kind(kind),
+                    tenant,
+                    lookup(parent.id),
+                    Memo::Comments(first),
+                    |t, m| {
+                        let parent = Parent { kind, id: m.id };
+                        Some(CommentPageKey { tenant: t.to_string(), parent, first, after: None })
+                    },
+                    |_, _| None,
+                )
+                .await?
+                .0
+            }
+            Some(_) => {
+                self.data
+                    .load_one(CommentPageKey { tenant: tenant.to_string(), parent, first, after })
+                    .await?
+            }
+        };
+        Ok(page.unwrap_or_default())
+    }
+
+    /// The number of a parent's comments.
+    pub async fn comment_count(&self, tenant: &str, parent: Parent) -> Result<i64, AppError> {
+        let kind = parent.kind;
+        let (n, _) = self
+            .load_with_siblings(
+                set_kind(kind),
+                tenant,
+                lookup(parent.id),
+                Memo::CommentCount,
+                |t, m| Some(CommentCountKey { tenant: t.to_string(), parent: Parent { kind, id: m.id } }),
+                |_, _| None,
+            )
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// A page of a parent's activity (newest first); the first page batches over the parent's siblings.
+    pub async fn activity_page(
+        &self,
+        tenant: &str,
+        parent: Parent,
+        first: i64,
+        after: Option<TimeKeyset>,
+    ) -> Result<Arc<ChildPage<models::Activity>>, AppError> {
+        let page = match after {
+            None => {
+                let kind = parent.kind;
+                self.load_with_siblings(
+                    set_kind(kind),
+                    tenant,
+                    lookup(parent.id),
+                    Memo::Activity(first),
+                    |t, m| {
+                        let parent = Parent { kind, id: m.id };
+                        Some(ActivityPageKey { tenant: t.to_string(), parent, first, after: None })
+                    },
+                    |_, _| None,
+                )
+                .await?
+                .0
+            }
+            Some(_) => {
+                self.data
+                    .load_one(ActivityPageKey { tenant: tenant.to_string(), parent, first, after })
+                    .await?
+            }
+        };
+        Ok(page.unwrap_or_default())
+    }
+
+    /// The number of a parent's activity entries.
+    pub async fn activity_count(&self, tenant: &str, parent: Parent) -> Result<i64, AppError> {
+        let kind = parent.kind;
+        let (n, _) = self
+            .load_with_siblings(
+                set_kind(kind),
+                tenant,
+                lookup(parent.id),
+                Memo::ActivityCount,
+                |t, m| Some(ActivityCountKey { tenant: t.to_string(), parent: Parent { kind, id: m.id } }),
+                |_, _| None,
+            )
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+}
+
+/// New loaders over `pool`. The DataLoader has no cache on purpose: a mutation's result read later in
+/// the same request must not see rows loaded before the change; keys repeated in one batch still load
+/// once, and sibling sets share their results.
+pub fn new_loaders(pool: Pool) -> Arc<Loaders> {
+    Arc::new(Loaders { data: DataLoader::new(QueueLoader { pool }, tokio::spawn), sets: Mutex::default() })
+}
+
+/// The request's loaders; when the schema was built without `PerRequestLoaders`, fresh ones (which
+/// then batch only within the resolver that asked).
 pub fn loaders(ctx: &Context<'_>) -> Arc<Loaders> {
     match ctx.data_opt::<Arc<Loaders>>() {
         Some(l) => l.clone(),
@@ -75,6 +553,15 @@ impl Extension for PerRequestLoadersExt {
     }
 }
 
+/// One page of a parent's children, and whether more follow.
+#[derive(Debug, Clone)]
+pub struct ChildPage<T> {
+    /// The rows of the page, in the list's order.
+    pub rows: Vec<T>,
+    /// Whether rows follow the page.
+    pub has_next: bool,
+}
+
 impl<T> Default for ChildPage<T> {
     fn default() -> Self {
         Self { rows: vec![], has_next: false }
@@ -85,15 +572,6 @@ impl QueueLoader {
     async fn conn(&self) -> Result<PooledConn, AppError> {
         Ok(self.pool.get().await?)
     }
-}
-
-/// One page of a parent's children, and whether more follow.
-#[derive(Debug, Clone)]
-pub struct ChildPage<T> {
-    /// The rows of the page, in the list's order.
-    pub rows: Vec<T>,
-    /// Whether rows follow the page.
-    pub has_next: bool,
 }
 
 /// Groups keys by a part they share (tenant, page size, cursor), keeping each group's keys.

@@ -11,7 +11,7 @@ use crate::graphql::types::connection::{
 use crate::graphql::types::filters::{AlertFilterInput, AlertOrder, IncidentFilterInput, IncidentOrder};
 use crate::graphql::types::summary::{IncidentSummary, SUMMARY_STATUSES};
 use crate::graphql::types::{alert::Alert, incident::Incident};
-use crate::graphql::{require, state};
+use crate::graphql::{loaders, require, state};
 use async_graphql::{Context, Object, ID};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -80,6 +80,7 @@ impl QueueQuery {
             .await
             .map_err(AppError::from)?;
         let (rows, has_next) = split_page(rows, limit);
+        let siblings = loaders::loaders(ctx).register_incidents(tenant, &rows);
         Ok(IncidentConnection::new(
             rows,
             has_next,
@@ -87,7 +88,8 @@ impl QueueQuery {
             |r| encode_cursor(&scope, sort.key_of(r), r.id),
             Incident,
             TotalCount::Incidents { tenant: tenant.to_string(), filter },
-        ))
+        )
+        .keeping(Some(siblings)))
     }
 
     /// The alerts queue. Default order `CREATED_AT DESC`. `first`: default 20, at most 100 (more is
@@ -113,6 +115,7 @@ impl QueueQuery {
             .await
             .map_err(AppError::from)?;
         let (rows, has_next) = split_page(rows, limit);
+        let siblings = loaders::loaders(ctx).register_alerts(tenant, &rows);
         Ok(AlertConnection::new(
             rows,
             has_next,
@@ -120,7 +123,8 @@ impl QueueQuery {
             |r| encode_cursor(&scope, sort.key_of(r), r.id),
             Alert,
             TotalCount::Alerts { tenant: tenant.to_string(), filter },
-        ))
+        )
+        .keeping(Some(siblings)))
     }
 
     /// The queue at a glance, for dashboards and wall displays: incidents per status and (open ones) per

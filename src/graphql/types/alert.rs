@@ -5,7 +5,7 @@ use crate::db::models;
 use crate::db::queries::queue::Parent;
 use crate::domain::enums::*;
 use crate::error::GqlResult;
-use crate::graphql::loaders::{self, AlertEvidenceKey, IncidentKey};
+use crate::graphql::loaders;
 use crate::graphql::require;
 use crate::graphql::types::connection::{self, ActivityConnection, CommentConnection};
 use crate::graphql::types::evidence::Evidence;
@@ -141,14 +141,12 @@ impl Alert {
     /// Its incident.
     async fn incident(&self, ctx: &Context<'_>) -> GqlResult<Option<Incident>> {
         require(ctx, Role::Reader)?;
-        let key = IncidentKey { tenant: self.0.tenant_id.clone(), id: self.0.incident_id };
-        Ok(loaders::loaders(ctx).load_one(key).await?.map(Incident))
+        Ok(loaders::loaders(ctx).incident_of_alert(&self.0).await?.map(Incident))
     }
     /// Its evidence, oldest first.
     async fn evidence(&self, ctx: &Context<'_>) -> GqlResult<Vec<Evidence>> {
         require(ctx, Role::Reader)?;
-        let key = AlertEvidenceKey { tenant: self.0.tenant_id.clone(), alert: self.0.id };
-        let rows = loaders::loaders(ctx).load_one(key).await?.unwrap_or_default();
+        let rows = loaders::loaders(ctx).alert_evidence(&self.0.tenant_id, self.0.id).await?;
         Ok(rows.iter().map(Evidence::from_row).collect())
     }
     /// Comments, oldest first (default page 50, at most 100).

@@ -8,7 +8,7 @@
 use crate::db::queries::queue::{Keyset, Parent, TimeKeyset};
 use crate::db::queries::{alerts, incidents};
 use crate::error::{AppError, AppResult, GqlResult};
-use crate::graphql::loaders::{self, ActivityCountKey, AlertCountKey, CommentCountKey};
+use crate::graphql::loaders::{self, SetHandle};
 use crate::graphql::types::{activity::ActivityEntry, alert::Alert, comment::Comment, incident::Incident};
 use async_graphql::connection::{CursorType, OpaqueCursor};
 use async_graphql::{Context, Object, SimpleObject};
@@ -106,25 +106,30 @@ pub enum TotalCount {
         /// Filter.
         filter: Arc<alerts::AlertFilter>,
     },
-    /// Alerts of one incident (batched).
-    AlertsOfIncident(AlertCountKey),
-    /// Comments of an incident or alert (batched).
-    Comments(CommentCountKey),
-    /// Activity entries of an incident or alert (batched).
-    Activity(ActivityCountKey),
+    /// Alerts of one incident (batched over its siblings).
+    AlertsOfIncident {
+        /// Tenant.
+        tenant: String,
+        /// Incident.
+        incident: Uuid,
+    },
+    /// Comments of an incident or alert (batched over its siblings).
+    Comments {
+        /// Tenant.
+        tenant: String,
+        /// Incident or alert.
+        parent: Parent,
+    },
+    /// Activity entries of an incident or alert (batched over its siblings).
+    Activity {
+        /// Tenant.
+        tenant: String,
+        /// Incident or alert.
+        parent: Parent,
+    },
 }
 
 impl TotalCount {
-    /// Comments of `parent`.
-    pub fn comments(tenant: &str, parent: Parent) -> Self {
-        TotalCount::Comments(CommentCountKey { tenant: tenant.to_string(), parent })
-    }
-
-    /// Activity entries of `parent`.
-    pub fn activity(tenant: &str, parent: Parent) -> Self {
-        TotalCount::Activity(ActivityCountKey { tenant: tenant.to_string(), parent })
-    }
-
     async fn resolve(&self, ctx: &Context<'_>) -> GqlResult<i64> {
         let l = loaders::loaders(ctx);
         let n = match self {
@@ -136,9 +141,9 @@ impl TotalCount {
                 let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
                 alerts::count_matching(&mut conn, tenant, filter).await.map_err(AppError::from)?
             }
-            TotalCount::AlertsOfIncident(k) => l.load_one(k.clone()).await?.unwrap_or(0),
-            TotalCount::Comments(k) => l.load_one(k.clone()).await?.unwrap_or(0),
-            TotalCount::Activity(k) => l.load_one(k.clone()).await?.unwrap_or(0),
+            TotalCount::AlertsOfIncident { tenant, incident } => l.alert_count(tenant, *incident).await?,
+            TotalCount::Comments { tenant, parent } => l.comment_count(tenant, *parent).await?,
+            TotalCount::Activity { tenant, parent } => l.activity_count(tenant, *parent).await?,
         };
         Ok(n)
     }
@@ -172,6 +177,8 @@ macro_rules! connection {
             edges: Vec<$edge>,
             page_info: PageInfo,
             total: TotalCount,
+            // The sibling set the nodes resolve their nested fields in, kept alive with them.
+            siblings: Option<SetHandle>,
         }
 
         #[Object]
@@ -212,7 +219,13 @@ macro_rules! connection {
                     start_cursor: edges.first().map(|e| e.cursor.clone()),
                     end_cursor: edges.last().map(|e| e.cursor.clone()),
                 };
-                Self { edges, page_info, total }
+                Self { edges, page_info, total, siblings: None }
+            }
+
+            /// Keeps the nodes' sibling set alive as long as the connection.
+            pub fn keeping(mut self, siblings: Option<SetHandle>) -> Self {
+                self.siblings = siblings;
+                self
             }
         }
     };
@@ -250,6 +263,78 @@ pub const COMMENTS_SCOPE: &str = "comments";
 /// Cursor scope of a parent's activity log.
 pub const ACTIVITY_SCOPE: &str = "activity";
 
+/// Cuts rows fetched with `limit + 1` to `limit`; the flag says whether more follow.
+pub fn split_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let has_next = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, has_next)
+}
+
+/// A page of an incident's alerts (oldest first), through the loaders.
+pub async fn alerts_of_incident(
+    ctx: &Context<'_>,
+    tenant: &str,
+    incident: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> GqlResult<AlertConnection> {
+    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
+    let after_k = decode_time_after(INCIDENT_ALERTS_SCOPE, after.as_deref())?;
+    let (page, siblings) = loaders::loaders(ctx).alert_page(tenant, incident, first, after_k).await?;
+    Ok(AlertConnection::new(
+        page.rows.clone(),
+        page.has_next,
+        after.is_some(),
+        |a| encode_cursor(INCIDENT_ALERTS_SCOPE, a.created_at.timestamp_micros(), a.id),
+        Alert,
+        TotalCount::AlertsOfIncident { tenant: tenant.to_string(), incident },
+    )
+    .keeping(siblings))
+}
+
+/// A page of an incident's or alert's comments (oldest first), through the loaders.
+pub async fn comments_of(
+    ctx: &Context<'_>,
+    tenant: &str,
+    parent: Parent,
+    first: Option<i32>,
+    after: Option<String>,
+) -> GqlResult<CommentConnection> {
+    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
+    let after_k = decode_time_after(COMMENTS_SCOPE, after.as_deref())?;
+    let page = loaders::loaders(ctx).comment_page(tenant, parent, first, after_k).await?;
+    Ok(CommentConnection::new(
+        page.rows.clone(),
+        page.has_next,
+        after.is_some(),
+        |c| encode_cursor(COMMENTS_SCOPE, c.created_at.timestamp_micros(), c.id),
+        Comment,
+        TotalCount::Comments { tenant: tenant.to_string(), parent },
+    ))
+}
+
+/// A page of an incident's or alert's activity log (newest first), through the loaders.
+pub async fn activity_of(
+    ctx: &Context<'_>,
+    tenant: &str,
+    parent: Parent,
+    first: Option<i32>,
+    after: Option<String>,
+) -> GqlResult<ActivityConnection> {
+    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
+    let after_k = decode_time_after(ACTIVITY_SCOPE, after.as_deref())?;
+    let page = loaders::loaders(ctx).activity_page(tenant, parent, first, after_k).await?;
+    Ok(ActivityConnection::new(
+        page.rows.clone(),
+        page.has_next,
+        after.is_some(),
+        |a| encode_cursor(ACTIVITY_SCOPE, a.created_at.timestamp_micros(), a.id),
+        ActivityEntry,
+        TotalCount::Activity { tenant: tenant.to_string(), parent },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,78 +355,4 @@ mod tests {
         assert!(page_size(Some(101), 20).is_err());
         assert!(page_size(Some(-1), 20).is_err());
     }
-}
-
-/// Cuts rows fetched with `limit + 1` to `limit`; the flag says whether more follow.
-pub fn split_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let has_next = rows.len() > limit;
-    rows.truncate(limit);
-    (rows, has_next)
-}
-
-/// A page of an incident's alerts (oldest first), through the loaders.
-pub async fn alerts_of_incident(
-    ctx: &Context<'_>,
-    tenant: &str,
-    incident: Uuid,
-    first: Option<i32>,
-    after: Option<String>,
-) -> GqlResult<AlertConnection> {
-    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
-    let after_k = decode_time_after(INCIDENT_ALERTS_SCOPE, after.as_deref())?;
-    let key = loaders::AlertPageKey { tenant: tenant.to_string(), incident, first, after: after_k };
-    let page = loaders::loaders(ctx).load_one(key).await?.unwrap_or_default();
-    Ok(AlertConnection::new(
-        page.rows.clone(),
-        page.has_next,
-        after.is_some(),
-        |a| encode_cursor(INCIDENT_ALERTS_SCOPE, a.created_at.timestamp_micros(), a.id),
-        Alert,
-        TotalCount::AlertsOfIncident(AlertCountKey { tenant: tenant.to_string(), incident }),
-    ))
-}
-
-/// A page of an incident's or alert's comments (oldest first), through the loaders.
-pub async fn comments_of(
-    ctx: &Context<'_>,
-    tenant: &str,
-    parent: Parent,
-    first: Option<i32>,
-    after: Option<String>,
-) -> GqlResult<CommentConnection> {
-    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
-    let after_k = decode_time_after(COMMENTS_SCOPE, after.as_deref())?;
-    let key = loaders::CommentPageKey { tenant: tenant.to_string(), parent, first, after: after_k };
-    let page = loaders::loaders(ctx).load_one(key).await?.unwrap_or_default();
-    Ok(CommentConnection::new(
-        page.rows.clone(),
-        page.has_next,
-        after.is_some(),
-        |c| encode_cursor(COMMENTS_SCOPE, c.created_at.timestamp_micros(), c.id),
-        Comment,
-        TotalCount::comments(tenant, parent),
-    ))
-}
-
-/// A page of an incident's or alert's activity log (newest first), through the loaders.
-pub async fn activity_of(
-    ctx: &Context<'_>,
-    tenant: &str,
-    parent: Parent,
-    first: Option<i32>,
-    after: Option<String>,
-) -> GqlResult<ActivityConnection> {
-    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
-    let after_k = decode_time_after(ACTIVITY_SCOPE, after.as_deref())?;
-    let key = loaders::ActivityPageKey { tenant: tenant.to_string(), parent, first, after: after_k };
-    let page = loaders::loaders(ctx).load_one(key).await?.unwrap_or_default();
-    Ok(ActivityConnection::new(
-        page.rows.clone(),
-        page.has_next,
-        after.is_some(),
-        |a| encode_cursor(ACTIVITY_SCOPE, a.created_at.timestamp_micros(), a.id),
-        ActivityEntry,
-        TotalCount::activity(tenant, parent),
-    ))
 }

@@ -117,7 +117,8 @@ macro_rules! evidence_object {
         $(#[$m])*
         pub struct $name {
             common: Common,
-            data: $data,
+            // Boxed: the kinds' data differ much in size, and the interface enum holds any of them.
+            data: Box<$data>,
         }
 
         #[Object]
@@ -347,18 +348,23 @@ impl Evidence {
     fn build(common: Common, data: &serde_json::Value) -> Self {
         let id = common.id;
         match common.kind {
-            EvidenceKind::Email => Evidence::Email(EmailEvidence { data: read(id, data), common }),
+            EvidenceKind::Email => Evidence::Email(EmailEvidence { data: Box::new(read(id, data)), common }),
             EvidenceKind::MailCluster => {
-                Evidence::MailCluster(MailClusterEvidence { data: read(id, data), common })
+                Evidence::MailCluster(MailClusterEvidence { data: Box::new(read(id, data)), common })
             }
-            EvidenceKind::Mailbox => Evidence::Mailbox(MailboxEvidence { data: read(id, data), common }),
+            EvidenceKind::Mailbox => {
+                Evidence::Mailbox(MailboxEvidence { data: Box::new(read(id, data)), common })
+            }
             EvidenceKind::MailboxConfiguration => {
-                Evidence::MailboxConfiguration(MailboxConfigurationEvidence { data: read(id, data), common })
+                Evidence::MailboxConfiguration(MailboxConfigurationEvidence {
+                    data: Box::new(read(id, data)),
+                    common,
+                })
             }
-            EvidenceKind::User => Evidence::User(UserEvidence { data: read(id, data), common }),
-            EvidenceKind::Url => Evidence::Url(UrlEvidence { data: read(id, data), common }),
-            EvidenceKind::File => Evidence::File(FileEvidence { data: read(id, data), common }),
-            EvidenceKind::Ip => Evidence::Ip(IpEvidence { data: read(id, data), common }),
+            EvidenceKind::User => Evidence::User(UserEvidence { data: Box::new(read(id, data)), common }),
+            EvidenceKind::Url => Evidence::Url(UrlEvidence { data: Box::new(read(id, data)), common }),
+            EvidenceKind::File => Evidence::File(FileEvidence { data: Box::new(read(id, data)), common }),
+            EvidenceKind::Ip => Evidence::Ip(IpEvidence { data: Box::new(read(id, data)), common }),
         }
     }
 

@@ -5,7 +5,7 @@ use crate::db::models;
 use crate::db::queries::queue::Parent;
 use crate::domain::enums::*;
 use crate::error::GqlResult;
-use crate::graphql::loaders::{self, IncidentEvidenceKey, IncidentKey, MailboxCountKey, RollupKey};
+use crate::graphql::loaders;
 use crate::graphql::require;
 use crate::graphql::types::connection::{self, ActivityConnection, AlertConnection, CommentConnection};
 use crate::graphql::types::evidence::{merge_by_entity, Evidence};
@@ -85,8 +85,7 @@ impl Incident {
     /// naming it, the strongest verdict, the latest data). `kind` keeps only those kinds.
     async fn evidence(&self, ctx: &Context<'_>, kind: Option<Vec<EvidenceKind>>) -> GqlResult<Vec<Evidence>> {
         require(ctx, Role::Reader)?;
-        let key = IncidentEvidenceKey { tenant: self.0.tenant_id.clone(), incident: self.0.id };
-        let rows = loaders::loaders(ctx).load_one(key).await?.unwrap_or_default();
+        let rows = loaders::loaders(ctx).incident_evidence(&self.0.tenant_id, self.0.id).await?;
         let mut merged = merge_by_entity(&rows);
         if let Some(kinds) = kind.filter(|k| !k.is_empty()) {
             merged.retain(|e| kinds.contains(&e.evidence_kind()));
@@ -116,8 +115,7 @@ impl Incident {
     /// Distinct mailboxes (recipients and mailbox or user entities) its alerts name.
     async fn impacted_mailboxes(&self, ctx: &Context<'_>) -> GqlResult<i64> {
         require(ctx, Role::Reader)?;
-        let key = MailboxCountKey { tenant: self.0.tenant_id.clone(), incident: self.0.id };
-        Ok(loaders::loaders(ctx).load_one(key).await?.unwrap_or(0))
+        Ok(loaders::loaders(ctx).impacted_mailboxes(&self.0.tenant_id, self.0.id).await?)
     }
     /// Its alerts per status, every status listed.
     async fn alerts_by_status(&self, ctx: &Context<'_>) -> GqlResult<Vec<AlertStatusCount>> {
@@ -138,9 +136,7 @@ impl Incident {
     /// The incident it was merged into (status `REDIRECTED`).
     async fn redirect_incident(&self, ctx: &Context<'_>) -> GqlResult<Option<Incident>> {
         require(ctx, Role::Reader)?;
-        let Some(id) = self.0.redirect_incident_id else { return Ok(None) };
-        let key = IncidentKey { tenant: self.0.tenant_id.clone(), id };
-        Ok(loaders::loaders(ctx).load_one(key).await?.map(Incident))
+        Ok(loaders::loaders(ctx).redirect_target(&self.0).await?.map(Incident))
     }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -175,7 +171,6 @@ impl Incident {
 impl Incident {
     async fn rollup(&self, ctx: &Context<'_>) -> GqlResult<Arc<loaders::Rollup>> {
         require(ctx, Role::Reader)?;
-        let key = RollupKey { tenant: self.0.tenant_id.clone(), incident: self.0.id };
-        Ok(loaders::loaders(ctx).load_one(key).await?.unwrap_or_default())
+        Ok(loaders::loaders(ctx).rollup(&self.0.tenant_id, self.0.id).await?)
     }
 }
