@@ -1,5 +1,6 @@
 //! The GraphQL schema: roots merged from one object per area, context helpers, and limits.
 
+pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod subscription;
@@ -46,6 +47,7 @@ impl Default for Limits {
 /// Builds the schema with the state in its context data.
 pub fn build_schema(state: AppState, limits: &Limits) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
+        .extension(loaders::PerRequestLoaders::new(state.pool.clone()))
         .data(state)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);

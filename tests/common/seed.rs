@@ -116,3 +116,134 @@ pub async fn insert_evidence(app: &super::TestApp, rows: &[Evidence]) {
 pub fn hours_ago(h: i64) -> DateTime<Utc> {
     Utc::now() - chrono::Duration::hours(h)
 }
+
+// ---- Read-side fixtures (queue, nested fields, isolation) --------------------------------------------
+
+/// Creates the tenant row (as the first token naming it would) so rows can be inserted directly.
+pub async fn tenant(app: &super::TestApp, id: &str) {
+    let mut conn = app.state.pool.get().await.expect("conn");
+    parapet::db::queries::tenants::ensure(&mut conn, id).await.expect("ensure tenant");
+}
+
+/// Evidence of any kind for `alert`, with `data` as ingestion would store it.
+pub fn evidence_row(a: &Alert, kind: EvidenceKind, entity_key: &str, data: serde_json::Value) -> Evidence {
+    Evidence {
+        tenant_id: a.tenant_id.clone(),
+        id: Uuid::now_v7(),
+        alert_id: a.id,
+        kind,
+        entity_key: entity_key.into(),
+        verdict: Verdict::Unknown,
+        remediation_status: RemediationStatus::None,
+        roles: vec![],
+        data,
+        created_at: Utc::now(),
+    }
+}
+
+/// E-mail evidence (one copy: `recipient`) for `alert`.
+pub fn email_evidence(a: &Alert, network_message_id: &str, recipient: &str, sender: &str) -> Evidence {
+    evidence_row(
+        a,
+        EvidenceKind::Email,
+        &format!("EMAIL:{}:{}", network_message_id.to_lowercase(), recipient.to_lowercase()),
+        serde_json::json!({
+            "networkMessageId": network_message_id,
+            "recipient": recipient,
+            "envelopeSender": sender,
+            "headerFrom": sender,
+            "subject": "Invoice overdue",
+            "receivedAt": "2026-11-20T10:00:00Z",
+            "direction": "INBOUND",
+            "deliveryAction": "DELIVERED",
+            "latestDeliveryLocation": "INBOX",
+            "threatTypes": ["PHISH"],
+            "urls": ["https://evil.example/login"],
+            "attachments": [{ "name": "invoice.html", "sha256": "ab".repeat(32), "size": 1234 }]
+        }),
+    )
+}
+
+/// A correlation key of `alert` (value normalised to lower case, as ingestion stores it).
+pub fn key(a: &Alert, kind: KeyKind, value: &str) -> parapet::db::models::AlertKey {
+    parapet::db::models::AlertKey {
+        tenant_id: a.tenant_id.clone(),
+        alert_id: a.id,
+        kind,
+        value: value.to_lowercase(),
+        activity_at: a.activity_at,
+    }
+}
+
+/// Inserts alert keys.
+pub async fn insert_keys(app: &super::TestApp, rows: &[parapet::db::models::AlertKey]) {
+    let mut conn = app.state.pool.get().await.expect("conn");
+    diesel::insert_into(parapet::db::schema::alert_keys::table)
+        .values(rows)
+        .execute(&mut conn)
+        .await
+        .expect("insert keys");
+}
+
+/// A comment on an incident or an alert, written at `at`.
+pub fn comment(
+    tenant: &str,
+    incident: Option<Uuid>,
+    alert: Option<Uuid>,
+    body: &str,
+    at: DateTime<Utc>,
+) -> parapet::db::models::Comment {
+    parapet::db::models::Comment {
+        tenant_id: tenant.into(),
+        id: Uuid::now_v7(),
+        incident_id: incident,
+        alert_id: alert,
+        author: "alice@contoso.com".into(),
+        author_name: Some("Alice".into()),
+        body: body.into(),
+        created_at: at,
+    }
+}
+
+/// Inserts comments.
+pub async fn insert_comments(app: &super::TestApp, rows: &[parapet::db::models::Comment]) {
+    let mut conn = app.state.pool.get().await.expect("conn");
+    diesel::insert_into(parapet::db::schema::comments::table)
+        .values(rows)
+        .execute(&mut conn)
+        .await
+        .expect("insert comments");
+}
+
+/// An activity-log entry about an incident (and maybe an alert), at `at`.
+pub fn activity(
+    tenant: &str,
+    incident: Option<Uuid>,
+    alert: Option<Uuid>,
+    message: &str,
+    at: DateTime<Utc>,
+) -> parapet::db::models::Activity {
+    parapet::db::models::Activity {
+        tenant_id: tenant.into(),
+        id: Uuid::now_v7(),
+        incident_id: incident,
+        alert_id: alert,
+        actor: "alice@contoso.com".into(),
+        kind: "UPDATED".into(),
+        field: Some("status".into()),
+        before: Some(serde_json::json!("ACTIVE")),
+        after: Some(serde_json::json!("IN_PROGRESS")),
+        message: message.into(),
+        created_at: at,
+    }
+}
+
+/// Inserts activity-log entries.
+pub async fn insert_activity(app: &super::TestApp, rows: &[parapet::db::models::Activity]) {
+    let mut conn = app.state.pool.get().await.expect("conn");
+    diesel::insert_into(parapet::db::schema::activity::table)
+        .values(rows)
+        .execute(&mut conn)
+        .await
+        .expect("insert activity");
+}

@@ -1,9 +1,16 @@
-//! Alerts.
+//! Alerts: single rows, the filtered and keyset-paginated alerts queue, and the per-incident reads the
+//! loaders batch (first page of each incident's alerts, counts, roll-ups, impacted mailboxes).
 
 use crate::db::models::Alert;
-use crate::db::schema::alerts;
+use crate::db::queries::queue::{contains_pattern, severity_rank_sql, Keyset, SortDir, TimeKeyset};
+use crate::db::schema::{alert_keys, alerts};
 use crate::db::Conn;
+use crate::domain::enums::*;
+use chrono::{DateTime, Utc};
+use diesel::dsl::{count, count_star, sql};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -55,4 +62,299 @@ pub async fn update_from_source(conn: &mut Conn, a: &Alert) -> QueryResult<()> {
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Which alerts the alerts queue shows. Empty lists mean "no constraint"; fields combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Any of these statuses.
+    pub statuses: Vec<AlertStatus>,
+    /// Any of these severities.
+    pub severities: Vec<Severity>,
+    /// Assigned to any of these (compared case-insensitively; give them lower-case).
+    pub assigned_to: Vec<String>,
+    /// From any of these service sources.
+    pub service_sources: Vec<String>,
+    /// From any of these detection sources.
+    pub detection_sources: Vec<String>,
+    /// Fired by any of these alert policies.
+    pub alert_policies: Vec<String>,
+    /// In any of these incidents.
+    pub incident_ids: Vec<Uuid>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Title substring (case-insensitive), exact alert id, or exact provider alert id.
+    pub search: Option<String>,
+}
+
+/// What the alerts queue is sorted by; the alert id breaks ties in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertSort {
+    /// `created_at` (when Parapet received it).
+    CreatedAt,
+    /// Last activity, else first activity, else ingest time (the `activity_at` column, never null).
+    LastActivityAt,
+    /// Severity rank (UNKNOWN < INFORMATIONAL < LOW < MEDIUM < HIGH).
+    Severity,
+}
+
+impl AlertSort {
+    fn key_sql(self) -> String {
+        match self {
+            AlertSort::CreatedAt => "alerts.created_at".into(),
+            AlertSort::LastActivityAt => "alerts.activity_at".into(),
+            AlertSort::Severity => severity_rank_sql("alerts.severity"),
+        }
+    }
+
+    /// Whether the key is a timestamp (carried as microseconds in a keyset).
+    pub fn is_time(self) -> bool {
+        !matches!(self, AlertSort::Severity)
+    }
+
+    /// The sort key of a row, as a keyset carries it.
+    pub fn key_of(self, row: &Alert) -> i64 {
+        match self {
+            AlertSort::CreatedAt => row.created_at.timestamp_micros(),
+            AlertSort::LastActivityAt => row.activity_at.timestamp_micros(),
+            AlertSort::Severity => crate::db::queries::queue::severity_rank(row.severity),
+        }
+    }
+}
+
+fn filtered<'a>(tenant_id: &'a str, f: &'a AlertFilter) -> alerts::BoxedQuery<'a, Pg> {
+    let mut q = alerts::table.filter(alerts::tenant_id.eq(tenant_id)).into_boxed();
+    if !f.statuses.is_empty() {
+        q = q.filter(alerts::status.eq_any(f.statuses.clone()));
+    }
+    if !f.severities.is_empty() {
+        q = q.filter(alerts::severity.eq_any(f.severities.clone()));
+    }
+    if !f.assigned_to.is_empty() {
+        q = q.filter(
+            sql::<Bool>("lower(alerts.assigned_to) = ANY(")
+                .bind::<Array<Text>, _>(f.assigned_to.clone())
+                .sql(")"),
+        );
+    }
+    if !f.service_sources.is_empty() {
+        q = q.filter(alerts::service_source.eq_any(f.service_sources.clone()));
+    }
+    if !f.detection_sources.is_empty() {
+        q = q.filter(alerts::detection_source.eq_any(f.detection_sources.clone()));
+    }
+    if !f.alert_policies.is_empty() {
+        q = q.filter(alerts::alert_policy.eq_any(f.alert_policies.clone()));
+    }
+    if !f.incident_ids.is_empty() {
+        q = q.filter(alerts::incident_id.eq_any(f.incident_ids.clone()));
+    }
+    if let Some(t) = f.created_after {
+        q = q.filter(alerts::created_at.ge(t));
+    }
+    if let Some(t) = f.created_before {
+        q = q.filter(alerts::created_at.lt(t));
+    }
+    if let Some(s) = f.search.as_deref() {
+        let id = Uuid::parse_str(s).ok();
+        q = q.filter(
+            sql::<Bool>("(alerts.title ILIKE ")
+                .bind::<Text, _>(contains_pattern(s))
+                .sql(" OR alerts.id = ")
+                .bind::<Nullable<diesel::sql_types::Uuid>, _>(id)
+                .sql(" OR alerts.provider_alert_id = ")
+                .bind::<Text, _>(s)
+                .sql(")"),
+        );
+    }
+    q
+}
+
+/// One page of the alerts queue: up to `limit` alerts matching `f`, in `sort`/`dir` order, after `after`.
+pub async fn page(
+    conn: &mut Conn,
+    tenant_id: &str,
+    f: &AlertFilter,
+    sort: AlertSort,
+    dir: SortDir,
+    after: Option<Keyset>,
+    limit: i64,
+) -> QueryResult<Vec<Alert>> {
+    let key = sort.key_sql();
+    let mut q = filtered(tenant_id, f);
+    if let Some(k) = after {
+        let head = format!("({key}, alerts.id) {} (", dir.after_op());
+        if sort.is_time() {
+            // A key out of chrono's range cannot come from a row: nothing lies after it.
+            let Some(at) = k.as_time() else { return Ok(vec![]) };
+            q = q.filter(
+                sql::<Bool>(&head)
+                    .bind::<Timestamptz, _>(at)
+                    .sql(", ")
+                    .bind::<diesel::sql_types::Uuid, _>(k.id)
+                    .sql(")"),
+            );
+        } else {
+            q = q.filter(
+                sql::<Bool>(&head)
+                    .bind::<BigInt, _>(k.key)
+                    .sql(", ")
+                    .bind::<diesel::sql_types::Uuid, _>(k.id)
+                    .sql(")"),
+            );
+        }
+    }
+    let d = dir.sql();
+    q.order_by(sql::<Bool>(&format!("{key} {d}, alerts.id {d}")))
+        .limit(limit)
+        .select(Alert::as_select())
+        .load(conn)
+        .await
+}
+
+/// How many alerts match `f` (the alerts queue's `totalCount`).
+pub async fn count_matching(conn: &mut Conn, tenant_id: &str, f: &AlertFilter) -> QueryResult<i64> {
+    filtered(tenant_id, f).select(count_star()).get_result(conn).await
+}
+
+/// Alerts created at or after `since` (the dashboard's "alerts in the last 24 hours").
+pub async fn count_created_since(conn: &mut Conn, tenant_id: &str, since: DateTime<Utc>) -> QueryResult<i64> {
+    alerts::table
+        .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(alerts::created_at.ge(since))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// The first `limit` alerts (oldest first) of each of `incident_ids` after `after`, in one statement:
+/// a window function numbers each incident's alerts and keeps the first `limit` of every one.
+pub async fn page_by_incidents(
+    conn: &mut Conn,
+    tenant_id: &str,
+    incident_ids: &[Uuid],
+    after: Option<TimeKeyset>,
+    limit: i64,
+) -> QueryResult<Vec<Alert>> {
+    if incident_ids.is_empty() || limit <= 0 {
+        return Ok(vec![]);
+    }
+    alerts::table
+        .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(
+            sql::<Bool>(
+                "alerts.id IN (SELECT s.id FROM (SELECT a.id, row_number() OVER \
+                 (PARTITION BY a.incident_id ORDER BY a.created_at, a.id) AS rn FROM alerts a \
+                 WHERE a.tenant_id = ",
+            )
+            .bind::<Text, _>(tenant_id)
+            .sql(" AND a.incident_id = ANY(")
+            .bind::<Array<diesel::sql_types::Uuid>, _>(incident_ids.to_vec())
+            .sql(") AND (")
+            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
+            .sql("::timestamptz IS NULL OR (a.created_at, a.id) > (")
+            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
+            .sql(", ")
+            .bind::<Nullable<diesel::sql_types::Uuid>, _>(after.map(|k| k.id))
+            .sql("))) s WHERE s.rn <= ")
+            .bind::<BigInt, _>(limit)
+            .sql(")"),
+        )
+        .order_by((alerts::incident_id, alerts::created_at, alerts::id))
+        .select(Alert::as_select())
+        .load(conn)
+        .await
+}
+
+/// Number of alerts of each of `incident_ids` (incidents without alerts are absent).
+pub async fn count_by_incidents(
+    conn: &mut Conn,
+    tenant_id: &str,
+    incident_ids: &[Uuid],
+) -> QueryResult<Vec<(Uuid, i64)>> {
+    alerts::table
+        .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(alerts::incident_id.eq_any(incident_ids))
+        .group_by(alerts::incident_id)
+        .select((alerts::incident_id, count_star()))
+        .load(conn)
+        .await
+}
+
+/// Alerts of one incident counted by status, severity and sources (the queue's roll-up columns).
+#[derive(Debug, Clone)]
+pub struct RollupRow {
+    /// The incident.
+    pub incident_id: Uuid,
+    /// Alert status.
+    pub status: AlertStatus,
+    /// Alert severity.
+    pub severity: Severity,
+    /// Service source.
+    pub service_source: String,
+    /// Detection source.
+    pub detection_source: Option<String>,
+    /// Alerts with these values.
+    pub count: i64,
+}
+
+/// Roll-up rows of each of `incident_ids`, in one statement.
+pub async fn rollup_by_incidents(
+    conn: &mut Conn,
+    tenant_id: &str,
+    incident_ids: &[Uuid],
+) -> QueryResult<Vec<RollupRow>> {
+    let rows: Vec<(Uuid, AlertStatus, Severity, String, Option<String>, i64)> = alerts::table
+        .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(alerts::incident_id.eq_any(incident_ids))
+        .group_by((
+            alerts::incident_id,
+            alerts::status,
+            alerts::severity,
+            alerts::service_source,
+            alerts::detection_source,
+        ))
+        .select((
+            alerts::incident_id,
+            alerts::status,
+            alerts::severity,
+            alerts::service_source,
+            alerts::detection_source,
+            count_star(),
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(incident_id, status, severity, service_source, detection_source, count)| RollupRow {
+            incident_id,
+            status,
+            severity,
+            service_source,
+            detection_source,
+            count,
+        })
+        .collect())
+}
+
+/// Distinct `MAILBOX` keys of the alerts of each of `incident_ids` (impacted mailboxes).
+pub async fn impacted_mailboxes_by_incidents(
+    conn: &mut Conn,
+    tenant_id: &str,
+    incident_ids: &[Uuid],
+) -> QueryResult<Vec<(Uuid, i64)>> {
+    alert_keys::table
+        .inner_join(
+            alerts::table
+                .on(alerts::tenant_id.eq(alert_keys::tenant_id).and(alerts::id.eq(alert_keys::alert_id))),
+        )
+        .filter(alert_keys::tenant_id.eq(tenant_id))
+        .filter(alert_keys::kind.eq(KeyKind::Mailbox))
+        .filter(alerts::incident_id.eq_any(incident_ids))
+        .group_by(alerts::incident_id)
+        .select((alerts::incident_id, count(alert_keys::value).aggregate_distinct()))
+        .load(conn)
+        .await
 }

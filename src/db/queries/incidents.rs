@@ -1,9 +1,16 @@
-//! Incidents.
+//! Incidents: single rows, the filtered and keyset-paginated queue, its counts, and the dashboard
+//! summary. Every query is filtered by tenant here, so no caller can forget it.
 
 use crate::db::models::Incident;
+use crate::db::queries::queue::{contains_pattern, severity_rank_sql, Keyset, SortDir};
 use crate::db::schema::incidents;
 use crate::db::Conn;
+use crate::domain::enums::*;
+use chrono::{DateTime, Utc};
+use diesel::dsl::{count, count_star, sql};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -99,4 +106,270 @@ pub async fn save_derived(conn: &mut Conn, i: &Incident) -> QueryResult<()> {
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The tenant's incidents among `ids` (missing ones are simply absent).
+pub async fn find_many(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<Incident>> {
+    incidents::table
+        .filter(incidents::tenant_id.eq(tenant_id))
+        .filter(incidents::id.eq_any(ids))
+        .select(Incident::as_select())
+        .load(conn)
+        .await
+}
+
+/// Which incidents the queue shows. Empty lists mean "no constraint"; fields combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// Any of these statuses; when empty, every status but `REDIRECTED`.
+    pub statuses: Vec<IncidentStatus>,
+    /// Any of these severities.
+    pub severities: Vec<Severity>,
+    /// Assigned to any of these UPNs (compared case-insensitively; give them lower-case).
+    pub assigned_to: Vec<String>,
+    /// `Some(true)`: only unassigned ones; `Some(false)`: only assigned ones.
+    pub unassigned: Option<bool>,
+    /// Carrying any of these tags (custom or system).
+    pub tags: Vec<String>,
+    /// Any of these classifications.
+    pub classifications: Vec<Classification>,
+    /// Any of these determinations.
+    pub determinations: Vec<Determination>,
+    /// Holding an alert from any of these service sources.
+    pub service_sources: Vec<String>,
+    /// Holding an alert from any of these detection sources.
+    pub detection_sources: Vec<String>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Last updated at or after.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// Last updated before.
+    pub updated_before: Option<DateTime<Utc>>,
+    /// Name substring (case-insensitive), exact incident id, or an exact mailbox, user or sender address
+    /// found in its alerts' keys or evidence.
+    pub search: Option<String>,
+}
+
+/// What the queue is sorted by; the incident id breaks ties in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IncidentSort {
+    /// `last_update_at`.
+    LastUpdateAt,
+    /// `created_at`.
+    CreatedAt,
+    /// Severity rank (UNKNOWN < INFORMATIONAL < LOW < MEDIUM < HIGH).
+    Severity,
+    /// `priority_score`.
+    PriorityScore,
+}
+
+impl IncidentSort {
+    fn key_sql(self) -> String {
+        match self {
+            IncidentSort::LastUpdateAt => "incidents.last_update_at".into(),
+            IncidentSort::CreatedAt => "incidents.created_at".into(),
+            IncidentSort::Severity => severity_rank_sql("incidents.severity"),
+            IncidentSort::PriorityScore => "incidents.priority_score".into(),
+        }
+    }
+
+    /// Whether the key is a timestamp (carried as microseconds in a keyset).
+    pub fn is_time(self) -> bool {
+        matches!(self, IncidentSort::LastUpdateAt | IncidentSort::CreatedAt)
+    }
+
+    /// The sort key of a row, as a keyset carries it.
+    pub fn key_of(self, row: &Incident) -> i64 {
+        match self {
+            IncidentSort::LastUpdateAt => row.last_update_at.timestamp_micros(),
+            IncidentSort::CreatedAt => row.created_at.timestamp_micros(),
+            IncidentSort::Severity => crate::db::queries::queue::severity_rank(row.severity),
+            IncidentSort::PriorityScore => i64::from(row.priority_score),
+        }
+    }
+}
+
+/// The tenant's incidents matching `f`, boxed so callers can add ordering and paging.
+fn filtered<'a>(tenant_id: &'a str, f: &'a IncidentFilter) -> incidents::BoxedQuery<'a, Pg> {
+    let mut q = incidents::table.filter(incidents::tenant_id.eq(tenant_id)).into_boxed();
+    if f.statuses.is_empty() {
+        q = q.filter(incidents::status.ne(IncidentStatus::Redirected));
+    } else {
+        q = q.filter(incidents::status.eq_any(f.statuses.clone()));
+    }
+    if !f.severities.is_empty() {
+        q = q.filter(incidents::severity.eq_any(f.severities.clone()));
+    }
+    if !f.assigned_to.is_empty() {
+        q = q.filter(
+            sql::<Bool>("lower(incidents.assigned_to) = ANY(")
+                .bind::<Array<Text>, _>(f.assigned_to.clone())
+                .sql(")"),
+        );
+    }
+    match f.unassigned {
+        Some(true) => q = q.filter(incidents::assigned_to.is_null()),
+        Some(false) => q = q.filter(incidents::assigned_to.is_not_null()),
+        None => {}
+    }
+    if !f.tags.is_empty() {
+        q = q.filter(
+            incidents::custom_tags
+                .overlaps_with(f.tags.clone())
+                .or(incidents::system_tags.overlaps_with(f.tags.clone())),
+        );
+    }
+    if !f.classifications.is_empty() {
+        q = q.filter(incidents::classification.eq_any(f.classifications.clone()));
+    }
+    if !f.determinations.is_empty() {
+        q = q.filter(incidents::determination.eq_any(f.determinations.clone()));
+    }
+    if !f.service_sources.is_empty() {
+        q = q.filter(
+            sql::<Bool>("incidents.id IN (SELECT a.incident_id FROM alerts a WHERE a.tenant_id = ")
+                .bind::<Text, _>(tenant_id)
+                .sql(" AND a.service_source = ANY(")
+                .bind::<Array<Text>, _>(f.service_sources.clone())
+                .sql("))"),
+        );
+    }
+    if !f.detection_sources.is_empty() {
+        q = q.filter(
+            sql::<Bool>("incidents.id IN (SELECT a.incident_id FROM alerts a WHERE a.tenant_id = ")
+                .bind::<Text, _>(tenant_id)
+                .sql(" AND a.detection_source = ANY(")
+                .bind::<Array<Text>, _>(f.detection_sources.clone())
+                .sql("))"),
+        );
+    }
+    if let Some(t) = f.created_after {
+        q = q.filter(incidents::created_at.ge(t));
+    }
+    if let Some(t) = f.created_before {
+        q = q.filter(incidents::created_at.lt(t));
+    }
+    if let Some(t) = f.updated_after {
+        q = q.filter(incidents::last_update_at.ge(t));
+    }
+    if let Some(t) = f.updated_before {
+        q = q.filter(incidents::last_update_at.lt(t));
+    }
+    if let Some(s) = f.search.as_deref() {
+        let lower = s.to_lowercase();
+        let id = Uuid::parse_str(s).ok();
+        let entity_keys = vec![format!("MAILBOX:{lower}"), format!("USER:{lower}")];
+        // One fixed-shape clause (an unparsable id binds NULL, which matches nothing). Mailbox and sender
+        // addresses are found through the alert keys (normalised, indexed by value); mailbox and user
+        // evidence through their entity keys. Both subqueries are tenant-filtered and uncorrelated, so
+        // PostgreSQL evaluates each once.
+        q = q.filter(
+            sql::<Bool>("(incidents.display_name ILIKE ")
+                .bind::<Text, _>(contains_pattern(s))
+                .sql(" OR incidents.id = ")
+                .bind::<Nullable<diesel::sql_types::Uuid>, _>(id)
+                .sql(
+                    " OR incidents.id IN (SELECT a.incident_id FROM alert_keys k JOIN alerts a \
+                     ON a.tenant_id = k.tenant_id AND a.id = k.alert_id WHERE k.tenant_id = ",
+                )
+                .bind::<Text, _>(tenant_id)
+                .sql(" AND k.kind IN ('MAILBOX', 'SENDER') AND k.value = ")
+                .bind::<Text, _>(lower)
+                .sql(
+                    ") OR incidents.id IN (SELECT a.incident_id FROM evidence e JOIN alerts a \
+                     ON a.tenant_id = e.tenant_id AND a.id = e.alert_id WHERE e.tenant_id = ",
+                )
+                .bind::<Text, _>(tenant_id)
+                .sql(" AND e.entity_key = ANY(")
+                .bind::<Array<Text>, _>(entity_keys)
+                .sql(")))"),
+        );
+    }
+    q
+}
+
+/// One page of the queue: up to `limit` incidents matching `f`, in `sort`/`dir` order, after `after`.
+pub async fn page(
+    conn: &mut Conn,
+    tenant_id: &str,
+    f: &IncidentFilter,
+    sort: IncidentSort,
+    dir: SortDir,
+    after: Option<Keyset>,
+    limit: i64,
+) -> QueryResult<Vec<Incident>> {
+    let key = sort.key_sql();
+    let mut q = filtered(tenant_id, f);
+    if let Some(k) = after {
+        let head = format!("({key}, incidents.id) {} (", dir.after_op());
+        if sort.is_time() {
+            // A key out of chrono's range cannot come from a row: nothing lies after it.
+            let Some(at) = k.as_time() else { return Ok(vec![]) };
+            q = q.filter(
+                sql::<Bool>(&head)
+                    .bind::<Timestamptz, _>(at)
+                    .sql(", ")
+                    .bind::<diesel::sql_types::Uuid, _>(k.id)
+                    .sql(")"),
+            );
+        } else {
+            q = q.filter(
+                sql::<Bool>(&head)
+                    .bind::<BigInt, _>(k.key)
+                    .sql(", ")
+                    .bind::<diesel::sql_types::Uuid, _>(k.id)
+                    .sql(")"),
+            );
+        }
+    }
+    let d = dir.sql();
+    q.order_by(sql::<Bool>(&format!("{key} {d}, incidents.id {d}")))
+        .limit(limit)
+        .select(Incident::as_select())
+        .load(conn)
+        .await
+}
+
+/// How many incidents match `f` (the queue's `totalCount`).
+pub async fn count_matching(conn: &mut Conn, tenant_id: &str, f: &IncidentFilter) -> QueryResult<i64> {
+    filtered(tenant_id, f).select(count_star()).get_result(conn).await
+}
+
+/// Counts of the tenant's incidents by status and severity, and how many of them are unassigned.
+#[derive(Debug, Clone)]
+pub struct SummaryRow {
+    /// Status.
+    pub status: IncidentStatus,
+    /// Severity.
+    pub severity: Severity,
+    /// Incidents with this status and severity.
+    pub count: i64,
+    /// Of which unassigned.
+    pub unassigned: i64,
+}
+
+/// Incidents of `statuses`, grouped by status and severity (the dashboard summary), in one statement.
+pub async fn summary(
+    conn: &mut Conn,
+    tenant_id: &str,
+    statuses: &[IncidentStatus],
+) -> QueryResult<Vec<SummaryRow>> {
+    let rows: Vec<(IncidentStatus, Severity, i64, i64)> = incidents::table
+        .filter(incidents::tenant_id.eq(tenant_id))
+        .filter(incidents::status.eq_any(statuses.to_vec()))
+        .group_by((incidents::status, incidents::severity))
+        .select((incidents::status, incidents::severity, count_star(), count(incidents::assigned_to)))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(status, severity, n, assigned)| SummaryRow {
+            status,
+            severity,
+            count: n,
+            unassigned: n - assigned,
+        })
+        .collect())
 }

@@ -1,6 +1,7 @@
 //! Query functions, one module per table family. Each takes a connection and the tenant id.
 
 pub mod activity;
+pub mod activity_log;
 pub mod alerts;
 pub mod comments;
 pub mod correlation;
@@ -8,5 +9,6 @@ pub mod events;
 pub mod evidence;
 pub mod incidents;
 pub mod meta;
+pub mod queue;
 pub mod tenants;
 pub mod triage;

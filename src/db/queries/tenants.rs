@@ -20,3 +20,34 @@ pub async fn ensure(conn: &mut Conn, tenant_id: &str) -> QueryResult<()> {
 pub async fn get(conn: &mut Conn, tenant_id: &str) -> QueryResult<Tenant> {
     tenants::table.find(tenant_id).select(Tenant::as_select()).first(conn).await
 }
+
+/// A change to a tenant's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = tenants)]
+pub struct SettingsChange {
+    /// Correlation window for strong keys, in hours.
+    pub strong_key_window_hours: Option<i32>,
+    /// Correlation window for weak keys, in hours.
+    pub weak_key_window_hours: Option<i32>,
+    /// Keys carried by more alerts than this inside the window do not correlate.
+    pub max_key_prevalence: Option<i32>,
+    /// Key values that never correlate.
+    pub correlation_ignore: Option<Vec<String>>,
+    /// Approve automated remediation without a person.
+    pub auto_approve: Option<bool>,
+    /// The proposer of an action may not approve it.
+    pub four_eyes: Option<bool>,
+}
+
+/// Applies `change` to the tenant's settings and returns the settings as they now are.
+pub async fn update_settings(
+    conn: &mut Conn,
+    tenant_id: &str,
+    change: &SettingsChange,
+) -> QueryResult<Tenant> {
+    diesel::update(tenants::table.find(tenant_id))
+        .set((change, tenants::updated_at.eq(diesel::dsl::now)))
+        .returning(Tenant::as_returning())
+        .get_result(conn)
+        .await
+}

@@ -1,6 +1,11 @@
-//! `updateTenantSettings` (admin).
+//! `updateTenantSettings` (admin only).
 
-use async_graphql::Object;
+use crate::auth::Role;
+use crate::domain::settings;
+use crate::error::{AppError, GqlResult};
+use crate::graphql::types::settings::{TenantSettings, UpdateTenantSettingsInput};
+use crate::graphql::{require, state};
+use async_graphql::{Context, Object};
 
 /// Mutation part for tenant settings.
 #[derive(Default)]
@@ -8,8 +13,17 @@ pub struct SettingsMutation;
 
 #[Object]
 impl SettingsMutation {
-    /// Placeholder until the settings mutation lands.
-    async fn settings_mutation_placeholder(&self) -> bool {
-        true
+    /// Changes the caller's tenant's settings (admin only); omitted fields stay as they are. Windows are
+    /// 1-8760 hours, `maxKeyPrevalence` at least 1, `correlationIgnore` at most 1000 entries of at most
+    /// 255 characters (trimmed, lower-cased, de-duplicated). Returns the settings as they now are.
+    async fn update_tenant_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTenantSettingsInput,
+    ) -> GqlResult<TenantSettings> {
+        let caller = require(ctx, Role::Admin)?;
+        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
+        let t = settings::update(&mut conn, &caller.tenant_id, &caller.sub, &input.into()).await?;
+        Ok(TenantSettings(t))
     }
 }

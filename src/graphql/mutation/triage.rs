@@ -2,15 +2,13 @@
 //! The resolvers check the role, parse ids and call `crate::triage`, where the rules live.
 
 use crate::auth::Role;
-use crate::db::models;
 use crate::domain::enums::{AlertStatus, Classification, Determination, IncidentStatus, Severity};
 use crate::error::{AppError, GqlResult};
-use crate::graphql::types::{alert::Alert, incident::Incident};
+use crate::graphql::query::queue::parse_id;
+use crate::graphql::types::{alert::Alert, comment::Comment, incident::Incident};
 use crate::graphql::{require, state};
 use crate::triage::{self, AlertPatch, IncidentPatch};
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 /// Mutation part for triage.
 #[derive(Default)]
@@ -73,51 +71,6 @@ impl From<UpdateAlertInput> for AlertPatch {
             determination: i.determination,
         }
     }
-}
-
-/// A comment on an incident or an alert (append-only).
-pub struct Comment(pub models::Comment);
-
-#[Object]
-impl Comment {
-    /// UUID.
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    /// The text.
-    async fn body(&self) -> &str {
-        &self.0.body
-    }
-    /// The text (the name Defender users know).
-    async fn comment(&self) -> &str {
-        &self.0.body
-    }
-    /// Author's UPN.
-    async fn author(&self) -> &str {
-        &self.0.author
-    }
-    /// Author's display name.
-    async fn author_name(&self) -> Option<&str> {
-        self.0.author_name.as_deref()
-    }
-    /// When it was written.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// The incident it is on, if any.
-    async fn incident_id(&self) -> Option<ID> {
-        self.0.incident_id.map(|id| ID(id.to_string()))
-    }
-    /// The alert it is on, if any.
-    async fn alert_id(&self) -> Option<ID> {
-        self.0.alert_id.map(|id| ID(id.to_string()))
-    }
-}
-
-/// Parses a client-supplied id; a malformed one is `BAD_USER_INPUT`.
-fn parse_id(id: &ID) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str())
-        .map_err(|_| AppError::bad(format!("{:?} is not a valid id (a UUID)", id.as_str())))
 }
 
 #[Object]

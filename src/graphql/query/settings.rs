@@ -1,6 +1,11 @@
-//! `tenantSettings`: the caller's tenant's correlation settings.
+//! `tenantSettings`: the caller's tenant's correlation and approval settings (readers and above).
 
-use async_graphql::Object;
+use crate::auth::Role;
+use crate::domain::settings;
+use crate::error::{AppError, GqlResult};
+use crate::graphql::types::settings::TenantSettings;
+use crate::graphql::{require, state};
+use async_graphql::{Context, Object};
 
 /// Query part for tenant settings.
 #[derive(Default)]
@@ -8,8 +13,10 @@ pub struct SettingsQuery;
 
 #[Object]
 impl SettingsQuery {
-    /// Placeholder until the settings query lands.
-    async fn settings_placeholder(&self) -> bool {
-        true
+    /// The caller's tenant's settings.
+    async fn tenant_settings(&self, ctx: &Context<'_>) -> GqlResult<TenantSettings> {
+        let caller = require(ctx, Role::Reader)?;
+        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
+        Ok(TenantSettings(settings::get(&mut conn, &caller.tenant_id).await?))
     }
 }

@@ -1,8 +1,16 @@
-//! The `Alert` type and its correlation explanation.
+//! The `Alert` type, its correlation explanation, and its nested fields (through the loaders).
 
+use crate::auth::Role;
 use crate::db::models;
+use crate::db::queries::queue::Parent;
 use crate::domain::enums::*;
-use async_graphql::{Object, SimpleObject, ID};
+use crate::error::GqlResult;
+use crate::graphql::loaders;
+use crate::graphql::require;
+use crate::graphql::types::connection::{self, ActivityConnection, CommentConnection};
+use crate::graphql::types::evidence::Evidence;
+use crate::graphql::types::incident::Incident;
+use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +137,37 @@ impl Alert {
     /// Id of its incident.
     async fn incident_id(&self) -> ID {
         ID(self.0.incident_id.to_string())
+    }
+    /// Its incident.
+    async fn incident(&self, ctx: &Context<'_>) -> GqlResult<Option<Incident>> {
+        require(ctx, Role::Reader)?;
+        Ok(loaders::loaders(ctx).incident_of_alert(&self.0).await?.map(Incident))
+    }
+    /// Its evidence, oldest first.
+    async fn evidence(&self, ctx: &Context<'_>) -> GqlResult<Vec<Evidence>> {
+        require(ctx, Role::Reader)?;
+        let rows = loaders::loaders(ctx).alert_evidence(&self.0.tenant_id, self.0.id).await?;
+        Ok(rows.iter().map(Evidence::from_row).collect())
+    }
+    /// Comments, oldest first (default page 50, at most 100).
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<CommentConnection> {
+        require(ctx, Role::Reader)?;
+        connection::comments_of(ctx, &self.0.tenant_id, Parent::alert(self.0.id), first, after).await
+    }
+    /// Activity log, newest first (default page 50, at most 100).
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<ActivityConnection> {
+        require(ctx, Role::Reader)?;
+        connection::activity_of(ctx, &self.0.tenant_id, Parent::alert(self.0.id), first, after).await
     }
     /// Which incident it joined, why, and when.
     async fn correlation(&self) -> Correlation {

@@ -1,9 +1,18 @@
-//! The `Incident` type.
+//! The `Incident` type: its own fields, and nested lists and counts resolved through the loaders.
 
+use crate::auth::Role;
 use crate::db::models;
+use crate::db::queries::queue::Parent;
 use crate::domain::enums::*;
-use async_graphql::{Object, ID};
+use crate::error::GqlResult;
+use crate::graphql::loaders;
+use crate::graphql::require;
+use crate::graphql::types::connection::{self, ActivityConnection, AlertConnection, CommentConnection};
+use crate::graphql::types::evidence::{merge_by_entity, Evidence};
+use crate::graphql::types::summary::{alert_status_counts, severity_counts, AlertStatusCount, SeverityCount};
+use async_graphql::{Context, Object, ID};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// An incident: a set of correlated alerts worked as one case.
 pub struct Incident(pub models::Incident);
@@ -62,6 +71,73 @@ impl Incident {
     async fn alert_count(&self) -> i32 {
         self.0.alert_count
     }
+    /// Its alerts, oldest first (default page 50, at most 100).
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<AlertConnection> {
+        require(ctx, Role::Reader)?;
+        connection::alerts_of_incident(ctx, &self.0.tenant_id, self.0.id, first, after).await
+    }
+    /// Evidence of all its alerts, one entry per entity (merged by `entityKey`: every role, every alert
+    /// naming it, the strongest verdict, the latest data). `kind` keeps only those kinds.
+    async fn evidence(&self, ctx: &Context<'_>, kind: Option<Vec<EvidenceKind>>) -> GqlResult<Vec<Evidence>> {
+        require(ctx, Role::Reader)?;
+        let rows = loaders::loaders(ctx).incident_evidence(&self.0.tenant_id, self.0.id).await?;
+        let mut merged = merge_by_entity(&rows);
+        if let Some(kinds) = kind.filter(|k| !k.is_empty()) {
+            merged.retain(|e| kinds.contains(&e.evidence_kind()));
+        }
+        Ok(merged)
+    }
+    /// Comments, oldest first (default page 50, at most 100).
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<CommentConnection> {
+        require(ctx, Role::Reader)?;
+        connection::comments_of(ctx, &self.0.tenant_id, Parent::incident(self.0.id), first, after).await
+    }
+    /// Activity log, newest first (default page 50, at most 100).
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<ActivityConnection> {
+        require(ctx, Role::Reader)?;
+        connection::activity_of(ctx, &self.0.tenant_id, Parent::incident(self.0.id), first, after).await
+    }
+    /// Distinct mailboxes (recipients and mailbox or user entities) its alerts name.
+    async fn impacted_mailboxes(&self, ctx: &Context<'_>) -> GqlResult<i64> {
+        require(ctx, Role::Reader)?;
+        Ok(loaders::loaders(ctx).impacted_mailboxes(&self.0.tenant_id, self.0.id).await?)
+    }
+    /// Its alerts per status, every status listed.
+    async fn alerts_by_status(&self, ctx: &Context<'_>) -> GqlResult<Vec<AlertStatusCount>> {
+        Ok(alert_status_counts(&self.rollup(ctx).await?.by_status))
+    }
+    /// Its alerts per severity, every severity listed (most severe first).
+    async fn alerts_by_severity(&self, ctx: &Context<'_>) -> GqlResult<Vec<SeverityCount>> {
+        Ok(severity_counts(&self.rollup(ctx).await?.by_severity))
+    }
+    /// Service sources of its alerts (products), sorted.
+    async fn service_sources(&self, ctx: &Context<'_>) -> GqlResult<Vec<String>> {
+        Ok(self.rollup(ctx).await?.service_sources.clone())
+    }
+    /// Detection sources of its alerts, sorted.
+    async fn detection_sources(&self, ctx: &Context<'_>) -> GqlResult<Vec<String>> {
+        Ok(self.rollup(ctx).await?.detection_sources.clone())
+    }
+    /// The incident it was merged into (status `REDIRECTED`).
+    async fn redirect_incident(&self, ctx: &Context<'_>) -> GqlResult<Option<Incident>> {
+        require(ctx, Role::Reader)?;
+        Ok(loaders::loaders(ctx).redirect_target(&self.0).await?.map(Incident))
+    }
     /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -89,5 +165,12 @@ impl Incident {
     /// Whether the severity was set by hand (else it follows the alerts).
     async fn severity_overridden(&self) -> bool {
         self.0.severity_custom
+    }
+}
+
+impl Incident {
+    async fn rollup(&self, ctx: &Context<'_>) -> GqlResult<Arc<loaders::Rollup>> {
+        require(ctx, Role::Reader)?;
+        Ok(loaders::loaders(ctx).rollup(&self.0.tenant_id, self.0.id).await?)
     }
 }

@@ -1,5 +1,12 @@
 //! GraphQL object types, one module per entity. They wrap row models and resolve nested fields through
 //! the loaders.
 
+pub mod activity;
 pub mod alert;
+pub mod comment;
+pub mod connection;
+pub mod evidence;
+pub mod filters;
 pub mod incident;
+pub mod settings;
+pub mod summary;

@@ -1,0 +1,158 @@
+//! Shared pieces of the read side (the queues and the nested lists under incidents and alerts): sort
+//! direction, keyset positions, and the page of children per parent that loaders ask for.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Sort direction of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortDir {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+impl SortDir {
+    /// `ASC` or `DESC`, for ORDER BY.
+    pub fn sql(self) -> &'static str {
+        match self {
+            SortDir::Asc => "ASC",
+            SortDir::Desc => "DESC",
+        }
+    }
+
+    /// The row-comparison operator that moves past a keyset position in this direction.
+    pub fn after_op(self) -> &'static str {
+        match self {
+            SortDir::Asc => ">",
+            SortDir::Desc => "<",
+        }
+    }
+}
+
+/// A keyset position: the sort key of the last row seen and its id (the tie-breaker). Time keys are
+/// carried as microseconds since the epoch (PostgreSQL's own precision), ranks and scores as-is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Keyset {
+    /// Sort key of the last row seen.
+    pub key: i64,
+    /// Id of the last row seen.
+    pub id: Uuid,
+}
+
+/// A keyset position in a list ordered by a timestamp and then by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeKeyset {
+    /// Timestamp of the last row seen.
+    pub at: DateTime<Utc>,
+    /// Id of the last row seen.
+    pub id: Uuid,
+}
+
+impl Keyset {
+    /// The key read as a timestamp (for time-ordered lists); `None` when out of range.
+    pub fn as_time(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(self.key)
+    }
+}
+
+/// Microseconds since the epoch: the key of a timestamp in a cursor.
+pub fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// The kind of parent a nested list (comments, activity) hangs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ParentKind {
+    /// An incident.
+    Incident,
+    /// An alert.
+    Alert,
+}
+
+impl ParentKind {
+    /// The column that points at this kind of parent (a constant, never user input).
+    pub fn column(self) -> &'static str {
+        match self {
+            ParentKind::Incident => "incident_id",
+            ParentKind::Alert => "alert_id",
+        }
+    }
+}
+
+/// The parent a nested list hangs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Parent {
+    /// Incident or alert.
+    pub kind: ParentKind,
+    /// Its id.
+    pub id: Uuid,
+}
+
+impl Parent {
+    /// An incident.
+    pub fn incident(id: Uuid) -> Self {
+        Self { kind: ParentKind::Incident, id }
+    }
+
+    /// An alert.
+    pub fn alert(id: Uuid) -> Self {
+        Self { kind: ParentKind::Alert, id }
+    }
+}
+
+/// Escapes `%`, `_` and `\` so a user's text matches literally inside a LIKE pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `%text%` for a case-insensitive substring match with ILIKE.
+pub fn contains_pattern(s: &str) -> String {
+    format!("%{}%", like_escape(s))
+}
+
+/// The SQL rank of a severity column, so that ordering follows UNKNOWN < INFORMATIONAL < LOW < MEDIUM < HIGH
+/// rather than the alphabet. `column` is a qualified column name chosen by the caller (never user input).
+pub fn severity_rank_sql(column: &str) -> String {
+    format!(
+        "(CASE {column} WHEN 'INFORMATIONAL' THEN 1 WHEN 'LOW' THEN 2 WHEN 'MEDIUM' THEN 3 \
+         WHEN 'HIGH' THEN 4 ELSE 0 END)"
+    )
+}
+
+/// Rank of a severity, as `severity_rank_sql` computes it in SQL.
+pub fn severity_rank(s: crate::domain::enums::Severity) -> i64 {
+    use crate::domain::enums::Severity as S;
+    match s {
+        S::Unknown => 0,
+        S::Informational => 1,
+        S::Low => 2,
+        S::Medium => 3,
+        S::High => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_text_is_escaped() {
+        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn severity_ranks_follow_the_enum_order() {
+        use crate::domain::enums::Severity;
+        let ranks: Vec<i64> = Severity::ALL.iter().map(|s| severity_rank(*s)).collect();
+        assert_eq!(ranks, vec![0, 1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,170 @@
+//! No N+1: the number of SQL statements for a page of incidents with their alerts, evidence and comments
+//! does not grow with the page size. Its own test binary, so the process-wide statement counter (a
+//! Diesel default instrumentation installed on every new connection) sees no other test's queries.
+
+mod common;
+
+use common::seed::{self, hours_ago};
+use common::*;
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use parapet::auth::Role;
+use parapet::domain::enums::*;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Counts the statements of the app's own work; the pool's liveness ping (`SELECT $1`) and the
+/// connection set-up (`SET statement_timeout`) depend on how many connections the pool happens to open
+/// or reuse, not on the query, so they are left out.
+struct Counter;
+
+impl Instrumentation for Counter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            let text = query.to_string();
+            if text.starts_with("SELECT $1") || text.starts_with("SET ") {
+                return;
+            }
+            STATEMENTS.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut log) = LOG.lock() {
+                log.push(text.chars().take(160).collect());
+            }
+        }
+    }
+}
+
+const PAGE: &str = r#"query($n: Int) {
+  incidents(first: $n) {
+    totalCount
+    nodes {
+      id displayName alertCount impactedMailboxes serviceSources
+      alertsBySeverity { severity count }
+      alerts(first: 10) {
+        totalCount
+        nodes {
+          id title
+          incident { id }
+          evidence { kind ... on EmailEvidence { recipient } }
+          comments(first: 5) { nodes { body } }
+        }
+      }
+      evidence { entityKey ... on MailboxEvidence { primaryAddress } }
+      comments(first: 5) { totalCount nodes { body author } }
+      activity(first: 5) { nodes { message } }
+    }
+  }
+}"#;
+
+async fn statements_for(app: &TestApp, token: &str, n: usize) -> (usize, Vec<String>) {
+    if let Ok(mut log) = LOG.lock() {
+        log.clear();
+    }
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let data = app.ok(token, PAGE, json!({ "n": n })).await;
+    let after = STATEMENTS.load(Ordering::SeqCst);
+    let nodes = data["incidents"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), n, "a full page");
+    for i in nodes {
+        assert_eq!(i["alerts"]["nodes"].as_array().map(Vec::len), Some(2));
+        assert_eq!(i["alerts"]["nodes"][0]["evidence"].as_array().map(Vec::len), Some(2));
+        assert_eq!(i["alerts"]["nodes"][0]["comments"]["nodes"].as_array().map(Vec::len), Some(1));
+        assert_eq!(i["comments"]["totalCount"], 2);
+        assert_eq!(i["impactedMailboxes"], 2);
+    }
+    let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    (after - before, log)
+}
+
+#[tokio::test]
+async fn statements_do_not_grow_with_the_page_size() {
+    diesel::connection::set_default_instrumentation(|| Some(Box::new(Counter))).expect("instrumentation");
+    let app = TestApp::new().await;
+    let t = "contoso";
+    seed::tenant(&app, t).await;
+    // 60 incidents, each with 2 alerts, 2 evidence rows per alert, comments and log entries.
+    let mut incidents = vec![];
+    let mut alerts = vec![];
+    let mut evidence = vec![];
+    let mut keys = vec![];
+    let mut comments = vec![];
+    let mut log = vec![];
+    for n in 0..60 {
+        let mut i = seed::incident(t, &format!("Incident {n}"), Severity::ALL[n % 5]);
+        i.last_update_at = hours_ago(n as i64);
+        for m in 0..2 {
+            let a = seed::alert(&i, &format!("Alert {n}.{m}"), Severity::High);
+            let mailbox = format!("user{m}@contoso.com");
+            evidence.push(seed::email_evidence(&a, &format!("nmid-{n}"), &mailbox, "bad@evil.example"));
+            evidence.push(seed::mailbox_evidence(&a, &mailbox));
+            keys.push(seed::key(&a, KeyKind::Mailbox, &mailbox));
+            comments.push(seed::comment(t, None, Some(a.id), "alert note", hours_ago(1)));
+            alerts.push(a);
+        }
+        comments.push(seed::comment(t, Some(i.id), None, "first", hours_ago(2)));
+        comments.push(seed::comment(t, Some(i.id), None, "second", hours_ago(1)));
+        log.push(seed::activity(t, Some(i.id), None, "changed", hours_ago(1)));
+        incidents.push(i);
+    }
+    for i in &incidents {
+        seed::insert_incident(&app, i).await;
+    }
+    seed::insert_alerts(&app, &alerts).await;
+    seed::insert_evidence(&app, &evidence).await;
+    seed::insert_keys(&app, &keys).await;
+    seed::insert_comments(&app, &comments).await;
+    seed::insert_activity(&app, &log).await;
+
+    let token = app.token(t, "reader@contoso.com", &[Role::Reader]);
+    app.ok(&token, "{ me { sub } }", json!({})).await; // warm up: the tenant row, the pool
+
+    let (small, small_log) = statements_for(&app, &token, 10).await;
+    let (large, large_log) = statements_for(&app, &token, 50).await;
+    let (again, _) = statements_for(&app, &token, 50).await;
+    eprintln!("statements: {small} for 10 incidents, {large} for 50");
+    assert_eq!(small, large, "10 incidents: {small_log:#?}\n50 incidents: {large_log:#?}");
+    assert_eq!(large, again, "stable from run to run");
+    // One statement per list and per nested level, whatever the page size: the page, its count, and
+    // one batch each for alert pages, alert counts, roll-ups, mailboxes, incident evidence, incident
+    // comments and their count, activity, then per alert: incident, evidence, comments.
+    assert!(large <= 13, "{large} statements: {large_log:#?}");
+
+    // The alerts queue, down through each alert's incident to that incident's alerts and evidence.
+    let (small, small_log) = alert_statements_for(&app, &token, 10).await;
+    let (large, large_log) = alert_statements_for(&app, &token, 50).await;
+    eprintln!("statements: {small} for 10 alerts, {large} for 50");
+    assert_eq!(small, large, "10 alerts: {small_log:#?}\n50 alerts: {large_log:#?}");
+    assert!(large <= 9, "{large} statements: {large_log:#?}");
+}
+
+const ALERT_PAGE: &str = r#"query($n: Int) {
+  alerts(first: $n) {
+    nodes {
+      id
+      evidence { kind }
+      comments { totalCount nodes { body } }
+      incident { displayName alerts(first: 5) { nodes { id evidence { entityKey } } } }
+    }
+  }
+}"#;
+
+async fn alert_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, Vec<String>) {
+    if let Ok(mut log) = LOG.lock() {
+        log.clear();
+    }
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let data = app.ok(token, ALERT_PAGE, json!({ "n": n })).await;
+    let after = STATEMENTS.load(Ordering::SeqCst);
+    let nodes = data["alerts"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), n);
+    for a in nodes {
+        assert_eq!(a["evidence"].as_array().map(Vec::len), Some(2));
+        assert_eq!(a["comments"]["totalCount"], 1);
+        assert_eq!(a["incident"]["alerts"]["nodes"].as_array().map(Vec::len), Some(2));
+        assert_eq!(a["incident"]["alerts"]["nodes"][1]["evidence"].as_array().map(Vec::len), Some(2));
+    }
+    let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    (after - before, log)
+}
