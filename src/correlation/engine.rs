@@ -320,7 +320,7 @@ pub async fn merge_into(
 }
 
 /// Names of the incident fields that differ, as GraphQL spells them.
-fn incident_changes(a: &Incident, b: &Incident) -> Vec<&'static str> {
+pub(crate) fn incident_changes(a: &Incident, b: &Incident) -> Vec<&'static str> {
     let mut out = vec![];
     let pairs: [(&'static str, bool); 9] = [
         ("displayName", a.display_name != b.display_name),

@@ -21,6 +21,7 @@ pub struct Query(query::me::MeQuery, query::queue::QueueQuery, query::settings::
 pub struct Mutation(
     mutation::ingest::IngestMutation,
     mutation::triage::TriageMutation,
+    mutation::incidents::IncidentsMutation,
     mutation::settings::SettingsMutation,
 );
 

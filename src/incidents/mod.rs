@@ -1,6 +1,7 @@
 //! Incident-level rules shared by correlation, triage and manual operations: the generated name, the
 //! severity roll-up and the priority score, recomputed from the incident's alerts.
 
+pub mod manual;
 pub mod naming;
 pub mod priority;
 

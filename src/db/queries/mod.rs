@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod events;
 pub mod evidence;
 pub mod incidents;
+pub mod manual;
 pub mod meta;
 pub mod queue;
 pub mod tenants;

@@ -1,5 +1,6 @@
 //! Mutation root parts.
 
+pub mod incidents;
 pub mod ingest;
 pub mod settings;
 pub mod triage;
