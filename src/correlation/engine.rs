@@ -97,6 +97,17 @@ pub async fn place(
     lock_ids.dedup();
     let locked: BTreeMap<Uuid, Incident> =
         q::lock_incidents(conn, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
+    if let Some(e) = &existing {
+        // A person may have moved the alert (manual operations take no key locks) between reading it
+        // and locking its incident: then start the batch over rather than update the wrong incident.
+        let now_in = alert_q::find(conn, tid, e.id).await?.map(|a| a.incident_id);
+        if now_in != Some(e.incident_id) {
+            return Err(crate::error::AppError::Transient(format!(
+                "alert {} moved while being re-sent",
+                e.id
+            )));
+        }
+    }
     let open: Vec<&Incident> =
         candidates.keys().filter_map(|id| locked.get(id)).filter(|i| i.is_open()).collect();
 
@@ -145,7 +156,8 @@ pub async fn place(
                 continue;
             }
             let shared = candidates.get(&other.id).cloned().unwrap_or_default();
-            merge_into(conn, &mut target, other, &shared, now, &mut log, &mut events).await?;
+            merge_into(conn, &mut target, other, &shared, CORRELATION_ACTOR, now, &mut log, &mut events)
+                .await?;
             merged.push(other.id);
         }
     }
@@ -250,13 +262,15 @@ pub fn mergeable(a: &Incident, b: &Incident) -> bool {
     owner && class && det
 }
 
-/// Moves `source`'s alerts and tags into `target` and redirects `source`. `target` takes the
-/// non-empty owner, classification and determination.
+/// Moves `source`'s alerts and tags into `target` and redirects `source`, in `actor`'s name. `target`
+/// takes the non-empty owner, classification and determination.
+#[allow(clippy::too_many_arguments)] // the two outputs (log, events) are appended to by every writer
 pub async fn merge_into(
     conn: &mut crate::db::Conn,
     target: &mut Incident,
     source: &Incident,
     shared: &[Key],
+    actor: &str,
     now: DateTime<Utc>,
     log: &mut Vec<Activity>,
     events: &mut Vec<NewEvent>,
@@ -265,21 +279,11 @@ pub async fn merge_into(
     let matched = serde_json::to_value(shared)?;
     let moved_ids =
         q::move_all_alerts(conn, &tid, source.id, target.id, CorrelationKind::Merged, &matched, now).await?;
-    q::redirect_incident(conn, &tid, source.id, target.id, CORRELATION_ACTOR, now).await?;
+    q::redirect_incident(conn, &tid, source.id, target.id, actor, now).await?;
     for a in &moved_ids {
-        events.push(NewEvent::alert_correlated(
-            target.id,
-            *a,
-            CORRELATION_ACTOR,
-            CorrelationKind::Merged,
-            shared,
-        ));
+        events.push(NewEvent::alert_correlated(target.id, *a, actor, CorrelationKind::Merged, shared));
     }
-    events.push(NewEvent::incident_changed(
-        source.id,
-        CORRELATION_ACTOR,
-        &["status", "redirectIncidentId", "alerts"],
-    ));
+    events.push(NewEvent::incident_changed(source.id, actor, &["status", "redirectIncidentId", "alerts"]));
     let moved = moved_ids.len();
     if target.assigned_to.is_none() {
         target.assigned_to = source.assigned_to.clone();
@@ -296,7 +300,8 @@ pub async fn merge_into(
         }
     }
     let keys: Vec<String> = shared.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
-    log.push(entry(
+    log.push(entry_by(
+        actor,
         &tid,
         Some(target.id),
         None,
@@ -308,7 +313,8 @@ pub async fn merge_into(
         ),
         now,
     ));
-    log.push(entry(
+    log.push(entry_by(
+        actor,
         &tid,
         Some(source.id),
         None,
@@ -470,8 +476,21 @@ fn evidence_rows(
     (ev, keys)
 }
 
-/// An activity-log entry written by the system.
+/// An activity-log entry written by the correlation engine.
 pub fn entry(
+    tid: &str,
+    incident_id: Option<Uuid>,
+    alert_id: Option<Uuid>,
+    kind: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> Activity {
+    entry_by(CORRELATION_ACTOR, tid, incident_id, alert_id, kind, message, now)
+}
+
+/// An activity-log entry in `actor`'s name.
+pub fn entry_by(
+    actor: &str,
     tid: &str,
     incident_id: Option<Uuid>,
     alert_id: Option<Uuid>,
@@ -484,7 +503,7 @@ pub fn entry(
         id: Uuid::now_v7(),
         incident_id,
         alert_id,
-        actor: CORRELATION_ACTOR.to_string(),
+        actor: actor.to_string(),
         kind: kind.to_string(),
         field: None,
         before: None,

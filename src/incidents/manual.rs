@@ -226,18 +226,14 @@ async fn merge_tx(c: &mut Conn, caller: &Caller, ids: &[Uuid], comment: &str) ->
     for source in &sources {
         let (log_from, events_from) = (op.log.len(), alert_events.len());
         let mut events = vec![];
-        merge_into(c, &mut target, source, &[], op.now, &mut op.log, &mut events).await?;
-        // `merge_into` speaks for the correlation engine: this merge is the analyst's.
-        for e in &mut events {
-            e.actor = caller.sub.clone();
-        }
+        merge_into(c, &mut target, source, &[], &caller.sub, op.now, &mut op.log, &mut events).await?;
         let (moved, rest): (Vec<NewEvent>, Vec<NewEvent>) =
             events.into_iter().partition(|e| e.kind == events::EventKind::AlertCorrelated);
         alert_events.extend(moved);
         source_events.extend(rest);
         let n = alert_events.len() - events_from;
+        // The analyst's own words replace the engine's "shared keys" messages.
         for row in &mut op.log[log_from..] {
-            row.actor = caller.sub.clone();
             if row.incident_id == Some(target.id) {
                 row.message = format!(
                     "Incident {} ({:?}) merged into this incident by hand by {} ({n} alerts moved). {}",
@@ -256,8 +252,6 @@ async fn merge_tx(c: &mut Conn, caller: &Caller, ids: &[Uuid], comment: &str) ->
             }
         }
     }
-    let source_ids: Vec<Uuid> = sources.iter().map(|s| s.id).collect();
-    q::stamp_modified_by(c, tid, &source_ids, &caller.sub).await?;
 
     let after = super::recompute(c, target, &caller.sub).await?;
     let mut changed = vec!["alerts", "comments"];

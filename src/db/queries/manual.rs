@@ -3,7 +3,7 @@
 //! `queries::correlation`. Callers run these inside one transaction; every function filters by tenant.
 
 use crate::db::models::Alert;
-use crate::db::schema::{alerts, incidents};
+use crate::db::schema::alerts;
 use crate::db::Conn;
 use crate::domain::enums::CorrelationKind;
 use chrono::{DateTime, Utc};
@@ -49,23 +49,4 @@ pub async fn move_alerts(
         ))
         .execute(conn)
         .await
-}
-
-/// Names `actor` as the last to change the incidents `ids` (the merge writes stamp the system's name).
-pub async fn stamp_modified_by(
-    conn: &mut Conn,
-    tenant_id: &str,
-    ids: &[Uuid],
-    actor: &str,
-) -> QueryResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    diesel::update(
-        incidents::table.filter(incidents::tenant_id.eq(tenant_id)).filter(incidents::id.eq_any(ids)),
-    )
-    .set(incidents::last_modified_by.eq(Some(actor)))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
