@@ -339,3 +339,22 @@ async fn concurrent_ingestion_of_a_campaign_yields_one_incident() {
     assert_eq!(open[1].alert_count, 50);
     assert_eq!(rows.len(), 2, "no transient incident was created and merged away: {rows:?}");
 }
+
+#[tokio::test]
+async fn within_one_batch_every_item_reports_where_its_alert_ended() {
+    let app = TestApp::new().await;
+    let t = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let r = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let res = ingest(&app, &t, json!([
+        alert_with("x1", "p1", "LOW", json!([{ "url": { "url": "https://one.example/" } }])),
+        alert_with("x2", "p2", "HIGH", json!([{ "url": { "url": "https://two.example/" } }])),
+        alert_with("x3", "p3", "LOW", json!([{ "url": { "url": "https://one.example/" } }, { "url": { "url": "https://two.example/" } }])),
+    ])).await;
+    let target = incident_of(&res, 0);
+    assert_eq!(incident_of(&res, 1), target);
+    assert_eq!(incident_of(&res, 2), target);
+    let inc = app.ok(&r, INCIDENT_Q, json!({ "id": target })).await;
+    assert_eq!(inc["incident"]["alertCount"], 3);
+    assert_eq!(inc["incident"]["severity"], "HIGH");
+    assert_eq!(inc["incident"]["status"], "ACTIVE");
+}

@@ -28,7 +28,7 @@ struct Skipped {
 pub struct Placement {
     /// The alert.
     pub alert_id: Uuid,
-    /// Its incident now.
+    /// Its incident when it was placed (see `Batch::resolve` for where it ended the batch).
     pub incident_id: Uuid,
     /// Whether the alert was new.
     pub created: bool,
@@ -38,16 +38,74 @@ pub struct Placement {
     pub matched: Vec<Key>,
     /// Incidents merged into `incident_id` while placing it.
     pub merged: Vec<Uuid>,
-    /// Events to write with the batch.
-    pub events: Vec<NewEvent>,
 }
 
-/// Places `p` (new or re-sent) and writes everything it touches.
+/// What a batch writes once, at its end: evidence, the activity log, the recomputed incidents and the
+/// events. Incidents are recomputed once per batch, not once per alert, so a campaign of thousands of
+/// alerts does not re-aggregate its incident for each one.
+#[derive(Default)]
+pub struct Batch {
+    evidence: Vec<Evidence>,
+    log: Vec<Activity>,
+    events: Vec<NewEvent>,
+    /// Incidents the batch touched, as first seen in it, and whether alerts joined or left them.
+    touched: BTreeMap<Uuid, (Incident, bool)>,
+    /// Incidents merged away in this batch, and where to.
+    redirects: BTreeMap<Uuid, Uuid>,
+}
+
+impl Batch {
+    fn touch(&mut self, incident: &Incident, alerts_moved: bool) {
+        let entry = self.touched.entry(incident.id).or_insert_with(|| (incident.clone(), false));
+        entry.1 |= alerts_moved;
+    }
+
+    /// Where an incident of this batch ended up (following merges made in the batch).
+    pub fn resolve(&self, mut id: Uuid) -> Uuid {
+        for _ in 0..self.redirects.len() {
+            match self.redirects.get(&id) {
+                Some(next) => id = *next,
+                None => break,
+            }
+        }
+        id
+    }
+
+    /// Writes the evidence, recomputes every incident the batch touched (in id order: the batch holds
+    /// their row locks already), and writes the activity log and the events, events last.
+    pub async fn finish(mut self, conn: &mut crate::db::Conn, tenant_id: &str) -> AppResult<()> {
+        if !self.evidence.is_empty() {
+            q::insert_evidence(conn, &self.evidence).await?;
+        }
+        let ids: Vec<Uuid> = self.touched.keys().copied().collect();
+        for current in q::lock_incidents(conn, tenant_id, &ids).await? {
+            if current.status == IncidentStatus::Redirected {
+                continue;
+            }
+            let Some((before, alerts_moved)) = self.touched.get(&current.id) else { continue };
+            let after = incidents::recompute(conn, current, CORRELATION_ACTOR).await?;
+            let mut changed = incident_changes(before, &after);
+            if *alerts_moved {
+                changed.insert(0, "alerts");
+            }
+            if !changed.is_empty() {
+                self.events.push(NewEvent::incident_changed(after.id, CORRELATION_ACTOR, &changed));
+            }
+        }
+        activity::insert(conn, &self.log).await?;
+        crate::events::record(conn, tenant_id, &self.events).await?;
+        Ok(())
+    }
+}
+
+/// Places `p` (new or re-sent): writes the alert and its keys now (later alerts of the batch correlate
+/// against them) and leaves the rest to `batch`.
 pub async fn place(
     conn: &mut crate::db::Conn,
     tenant: &Tenant,
     p: &PreparedAlert,
     now: DateTime<Utc>,
+    batch: &mut Batch,
 ) -> AppResult<Placement> {
     let tid = tenant.id.as_str();
     let existing = alert_q::find_by_provider(conn, tid, &p.service_source, &p.provider_alert_id).await?;
@@ -133,21 +191,24 @@ pub async fn place(
     if created_incident {
         q::insert_incident(conn, &target).await?;
     }
+    batch.touch(&target, existing.is_none());
 
-    // Write the alert, its evidence and keys.
+    // Write the alert and its keys; its evidence goes in with the batch.
     let row = alert_row(tid, alert_id, target.id, p, at, now, kind, &matched, &skipped, existing.as_ref())?;
     match &existing {
-        Some(_) => alert_q::update_from_source(conn, &row).await?,
+        Some(_) => {
+            alert_q::update_from_source(conn, &row).await?;
+            q::delete_evidence_and_keys(conn, tid, alert_id).await?;
+        }
         None => alert_q::insert(conn, &row).await?,
     }
     let (ev, keys) = evidence_rows(tid, alert_id, p, at, now);
-    q::replace_evidence_and_keys(conn, tid, alert_id, &ev, &keys).await?;
+    q::insert_keys(conn, &keys).await?;
+    batch.evidence.extend(ev);
 
     // Merge the other open candidates the rules allow into the target (only while it is open: a re-sent
     // alert of a resolved incident updates in place and never splits or reopens anything).
     let mut merged = vec![];
-    let mut log = vec![];
-    let mut events = vec![];
     if target.is_open() {
         let mut others: Vec<&Incident> = open.iter().copied().filter(|i| i.id != target.id).collect();
         others.sort_by_key(|i| (i.created_at, i.id));
@@ -155,54 +216,53 @@ pub async fn place(
             if !mergeable(&target, other) {
                 continue;
             }
+            batch.touch(other, true);
             let shared = candidates.get(&other.id).cloned().unwrap_or_default();
-            merge_into(conn, &mut target, other, &shared, CORRELATION_ACTOR, now, &mut log, &mut events)
-                .await?;
+            merge_into(
+                conn,
+                &mut target,
+                other,
+                &shared,
+                CORRELATION_ACTOR,
+                now,
+                &mut batch.log,
+                &mut batch.events,
+            )
+            .await?;
+            batch.redirects.insert(other.id, target.id);
             merged.push(other.id);
         }
-    }
-
-    if existing.is_none() {
-        let how = if created_incident { "created this incident" } else { "joined" };
-        let mut message = format!("Alert \"{}\" {how}", p.title);
-        if !matched.is_empty() {
-            let keys: Vec<String> = matched.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
-            message.push_str(&format!(" (shared keys: {})", keys.join(", ")));
+        if !merged.is_empty() {
+            batch.touch(&target, true);
+            // The owner, classification, determination and tags the target took from the others.
+            q::save_merged_fields(conn, &target).await?;
         }
-        log.push(entry(tid, Some(target.id), Some(alert_id), "ALERT_CORRELATED", message, now));
     }
-    let before = target.clone();
-    let after = incidents::recompute(conn, target, CORRELATION_ACTOR).await?;
-    activity::insert(conn, &log).await?;
 
     match &existing {
         None => {
-            events.push(NewEvent::alert_correlated(after.id, alert_id, CORRELATION_ACTOR, kind, &matched))
+            let how = if created_incident { "created this incident" } else { "joined" };
+            let mut message = format!("Alert \"{}\" {how}", p.title);
+            if !matched.is_empty() {
+                let keys: Vec<String> = matched.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
+                message.push_str(&format!(" (shared keys: {})", keys.join(", ")));
+            }
+            batch.log.push(entry(tid, Some(target.id), Some(alert_id), "ALERT_CORRELATED", message, now));
+            batch.events.push(NewEvent::alert_correlated(
+                target.id,
+                alert_id,
+                CORRELATION_ACTOR,
+                kind,
+                &matched,
+            ));
         }
         Some(e) => {
             let changed = alert_changes(e, &row);
-            if !changed.is_empty() {
-                events.push(NewEvent::alert_changed(after.id, alert_id, CORRELATION_ACTOR, &changed));
-            }
+            batch.events.push(NewEvent::alert_changed(target.id, alert_id, CORRELATION_ACTOR, &changed));
         }
     }
-    let mut changed = incident_changes(&before, &after);
-    if existing.is_none() || !merged.is_empty() {
-        changed.insert(0, "alerts");
-    }
-    if !changed.is_empty() {
-        events.push(NewEvent::incident_changed(after.id, CORRELATION_ACTOR, &changed));
-    }
 
-    Ok(Placement {
-        alert_id,
-        incident_id: after.id,
-        created: existing.is_none(),
-        kind,
-        matched,
-        merged,
-        events,
-    })
+    Ok(Placement { alert_id, incident_id: target.id, created: existing.is_none(), kind, matched, merged })
 }
 
 /// Groups match rows per incident and keeps the incidents that qualify: a strong key, or a weak key

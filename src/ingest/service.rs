@@ -4,7 +4,7 @@
 use super::input::AlertInput;
 use super::validate::{prepare, PreparedAlert};
 use crate::auth::{Caller, Role};
-use crate::correlation::engine::{place, Placement};
+use crate::correlation::engine::{place, Batch, Placement};
 use crate::correlation::keys::lock_id;
 use crate::db::queries::{correlation as q, tenants};
 use crate::db::Pool;
@@ -63,12 +63,16 @@ pub async fn ingest_alerts(
                     q::lock_keys(conn, &lock_ids).await?;
                     let tenant = tenants::get(conn, tid).await?;
                     let now = chrono::Utc::now();
+                    let mut batch = Batch::default();
                     let mut out = Vec::with_capacity(good.len());
                     for (_, p) in &good {
-                        out.push(place(conn, &tenant, p, now).await?);
+                        out.push(place(conn, &tenant, p, now, &mut batch).await?);
                     }
-                    let events: Vec<_> = out.iter().flat_map(|p| p.events.iter().cloned()).collect();
-                    crate::events::record(conn, tid, &events).await?;
+                    // Report where each alert ended the batch (a later alert may have merged its incident).
+                    for p in &mut out {
+                        p.incident_id = batch.resolve(p.incident_id);
+                    }
+                    batch.finish(conn, tid).await?;
                     Ok(out)
                 })
                 .await;

@@ -163,14 +163,8 @@ pub async fn insert_incident(conn: &mut Conn, incident: &Incident) -> QueryResul
     Ok(())
 }
 
-/// Replaces an alert's evidence and keys.
-pub async fn replace_evidence_and_keys(
-    conn: &mut Conn,
-    tenant_id: &str,
-    alert_id: Uuid,
-    ev: &[Evidence],
-    keys: &[AlertKey],
-) -> QueryResult<()> {
+/// Removes a re-sent alert's evidence and keys (the new ones replace them).
+pub async fn delete_evidence_and_keys(conn: &mut Conn, tenant_id: &str, alert_id: Uuid) -> QueryResult<()> {
     diesel::delete(
         evidence::table.filter(evidence::tenant_id.eq(tenant_id)).filter(evidence::alert_id.eq(alert_id)),
     )
@@ -183,12 +177,36 @@ pub async fn replace_evidence_and_keys(
     )
     .execute(conn)
     .await?;
-    if !ev.is_empty() {
-        diesel::insert_into(evidence::table).values(ev).execute(conn).await?;
-    }
+    Ok(())
+}
+
+/// Inserts correlation keys.
+pub async fn insert_keys(conn: &mut Conn, keys: &[AlertKey]) -> QueryResult<()> {
     if !keys.is_empty() {
         diesel::insert_into(alert_keys::table).values(keys).execute(conn).await?;
     }
+    Ok(())
+}
+
+/// Inserts evidence rows (in chunks, to stay under PostgreSQL's bind-parameter limit).
+pub async fn insert_evidence(conn: &mut Conn, rows: &[Evidence]) -> QueryResult<()> {
+    for chunk in rows.chunks(4000) {
+        diesel::insert_into(evidence::table).values(chunk).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Writes what a merge hands the surviving incident: owner, classification, determination, tags.
+pub async fn save_merged_fields(conn: &mut Conn, i: &Incident) -> QueryResult<()> {
+    diesel::update(incidents::table.find((&i.tenant_id, i.id)))
+        .set((
+            incidents::assigned_to.eq(&i.assigned_to),
+            incidents::classification.eq(i.classification),
+            incidents::determination.eq(i.determination),
+            incidents::custom_tags.eq(&i.custom_tags),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
