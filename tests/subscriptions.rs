@@ -38,8 +38,7 @@ async fn live_events_then_resume_without_gap_or_duplicate() {
     let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
     let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
     let mut sub = app.subscribe(&reader, CORRELATED, json!({})).await;
-    // Let the subscription register before the first write.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_subscribers("contoso", 1).await;
     app.ok(&ing, INGEST, json!({ "alerts": [url("s1", "https://a.example/")] })).await;
     app.ok(&ing, INGEST, json!({ "alerts": [url("s2", "https://a.example/")] })).await;
     let e1 = next(&mut sub).await["alertCorrelated"].clone();
@@ -73,7 +72,7 @@ async fn tenants_and_roles_filter_events() {
     let ing_b = app.token("fabrikam", "gw@fabrikam.com", &[Role::Ingestor]);
     let reader_b = app.token("fabrikam", "r@fabrikam.com", &[Role::Reader]);
     let mut sub_b = app.subscribe(&reader_b, CORRELATED, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_subscribers("fabrikam", 1).await;
     app.ok(&ing_a, INGEST, json!({ "alerts": [url("t1", "https://a.example/")] })).await;
     app.ok(&ing_b, INGEST, json!({ "alerts": [url("t2", "https://a.example/")] })).await;
     let e = next(&mut sub_b).await["alertCorrelated"].clone();
@@ -108,7 +107,7 @@ async fn filters_and_incident_and_alert_changes() {
             json!({}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_subscribers("contoso", 3).await;
     let r = app
         .ok(
             &ing,
@@ -148,7 +147,7 @@ async fn concurrent_writers_never_make_a_reader_skip_an_event() {
     let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
     let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
     let mut sub = app.subscribe(&reader, CORRELATED, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_subscribers("contoso", 1).await;
     let writers = 8;
     let per = 15;
     let mut handles = vec![];

@@ -129,7 +129,7 @@ async fn live_delivery_and_resume_after_a_dropped_connection() {
     let mut ws = connect(addr, "graphql-transport-ws").await;
     init(&mut ws, &reader).await;
     send(&mut ws, json!({ "id": "a", "type": "subscribe", "payload": { "query": SUB } })).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_subscribers("contoso", 1).await;
     app.ok(&ing, INGEST, json!({ "alerts": [alert("w1")] })).await;
     let first = recv(&mut ws).await;
     assert_eq!(first["type"], "next");
@@ -226,7 +226,7 @@ async fn the_legacy_graphql_ws_protocol_works_too() {
     let mut ws = connect(addr, "graphql-ws").await;
     init(&mut ws, &reader).await;
     send(&mut ws, json!({ "id": "1", "type": "start", "payload": { "query": SUB } })).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_subscribers("contoso", 1).await;
     app.ok(&ing, INGEST, json!({ "alerts": [alert_with("l1", "p", "LOW", json!([]))] })).await;
     let m = recv(&mut ws).await;
     assert_eq!(m["type"], "data");
@@ -251,7 +251,7 @@ async fn a_slow_client_neither_blocks_others_nor_loses_events() {
     let mut fast = connect(addr, "graphql-transport-ws").await;
     init(&mut fast, &reader).await;
     send(&mut fast, json!({ "id": "f", "type": "subscribe", "payload": { "query": SUB } })).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_subscribers("contoso", 2).await;
 
     let total = 700; // 1,400 events: more than the hub's per-tenant buffer of 1,024
     let mut fast_seen = 0;

@@ -69,6 +69,11 @@ impl Hub {
         Ok(rx)
     }
 
+    /// How many live subscribers this process holds for the tenant (for metrics and tests).
+    pub async fn subscribers(&self, tenant_id: &str) -> usize {
+        self.inner.feeds.lock().await.get(tenant_id).map_or(0, |f| f.tx.receiver_count())
+    }
+
     fn start(&self) {
         if self.inner.started.swap(true, Ordering::SeqCst) {
             return;

@@ -235,6 +235,20 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Waits until this process holds at least `n` live subscribers for `tenant` (a subscription
+    /// starts asynchronously; events committed before it starts are not "live" for it).
+    pub async fn wait_subscribers(&self, tenant: &str, n: usize) {
+        for _ in 0..200 {
+            if self.state.hub.subscribers(tenant).await >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("{n} subscriber(s) for {tenant} did not start within 5 s");
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let name = self.db_name.clone();
