@@ -19,6 +19,8 @@
 //! | `PARAPET_MAX_COMPLEXITY` | `--max-complexity` | `50000` | highest complexity a query may have |
 //! | `PARAPET_DB_POOL_SIZE` | `--db-pool-size` | `16` | most database connections held at once |
 //! | `PARAPET_DB_STATEMENT_TIMEOUT_MS` | `--db-statement-timeout-ms` | `30000` | longest a statement may run |
+//! | `PARAPET_EVENT_RETENTION_HOURS` | `--event-retention-hours` | `168` (7 days) | how long events are kept for subscribers resuming with `after` |
+//! | `PARAPET_EVENT_PRUNE_INTERVAL` | `--event-prune-interval` | `1h` | how often each replica tries to prune expired events |
 //!
 //! JWT key resolution ([`Config::jwt_key`]): a public key wins (asymmetric only), else the secret; with
 //! neither, development generates a random secret once and keeps it in `<data dir>/jwt-secret` (mode
@@ -124,6 +126,14 @@ pub struct Config {
     /// Longest a database statement may run, in milliseconds.
     #[arg(long, env = "PARAPET_DB_STATEMENT_TIMEOUT_MS", global = true, default_value_t = 30_000)]
     pub db_statement_timeout_ms: u64,
+
+    /// Hours events are kept; a subscription resuming from an older cursor is told to reload.
+    #[arg(long, env = "PARAPET_EVENT_RETENTION_HOURS", global = true, default_value_t = 168)]
+    pub event_retention_hours: u64,
+
+    /// How often each replica tries to prune expired events, e.g. 15m, 1h.
+    #[arg(long, env = "PARAPET_EVENT_PRUNE_INTERVAL", global = true, default_value = "1h", value_parser = parse_duration)]
+    pub event_prune_interval: i64,
 }
 
 impl fmt::Debug for Config {
@@ -146,6 +156,8 @@ impl fmt::Debug for Config {
             .field("max_complexity", &self.max_complexity)
             .field("db_pool_size", &self.db_pool_size)
             .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
+            .field("event_retention_hours", &self.event_retention_hours)
+            .field("event_prune_interval", &self.event_prune_interval)
             .finish()
     }
 }
@@ -214,6 +226,12 @@ impl Config {
         if self.db_pool_size == 0 {
             bail!("PARAPET_DB_POOL_SIZE must be at least 1");
         }
+        if self.event_retention_hours == 0 {
+            bail!("PARAPET_EVENT_RETENTION_HOURS must be at least 1");
+        }
+        if self.event_retention_hours > 24 * 365 * 100 {
+            bail!("PARAPET_EVENT_RETENTION_HOURS is more than a century; keep it below 876000");
+        }
         if let Some(s) = &self.jwt_secret {
             if s.trim().is_empty() {
                 bail!("PARAPET_JWT_SECRET is set but empty");
@@ -246,6 +264,15 @@ impl Config {
     /// Pool settings.
     pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings { max_size: self.db_pool_size, statement_timeout_ms: self.db_statement_timeout_ms }
+    }
+
+    /// How events are pruned.
+    pub fn retention(&self) -> crate::events::retention::RetentionSettings {
+        crate::events::retention::RetentionSettings {
+            window: std::time::Duration::from_secs(self.event_retention_hours.saturating_mul(3600)),
+            interval: std::time::Duration::from_secs(self.event_prune_interval.unsigned_abs()),
+            batch: crate::events::retention::DEFAULT_BATCH,
+        }
     }
 
     /// The key tokens are checked with, resolved as the module doc says (may create the dev secret file).
@@ -378,6 +405,16 @@ mod tests {
         assert!(parse_duration("8x").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("0m").is_err());
+    }
+
+    #[test]
+    fn event_retention_defaults_to_seven_days_and_refuses_zero() {
+        let mut c = Config::from_env().expect("defaults parse");
+        if std::env::var_os("PARAPET_EVENT_RETENTION_HOURS").is_none() {
+            assert_eq!(c.retention().window, std::time::Duration::from_secs(7 * 24 * 3600));
+        }
+        c.event_retention_hours = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -173,6 +173,8 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
         tracing::info!(ran, "migrations applied");
     }
     let pool = parapet::db::build_pool(url, &config.pool_settings())?;
+    // Every replica runs the pruner; an advisory lock lets one of them work at a time.
+    let pruner = parapet::events::retention::spawn(pool.clone(), config.retention());
     let state = AppState::new(pool, verifier);
     let schema = parapet::graphql::build_schema(state.clone(), &config.limits());
     let router = parapet::http::router_with(state, schema, &config.into());
@@ -182,6 +184,13 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening: http://{addr}/graphql (playground at http://{addr}/playground)");
+    // Small writes (a subscription event, a short response) go out at once: with Nagle's algorithm a
+    // frame can wait for the peer's delayed ACK, adding up to 40 ms to live delivery.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(async move {
@@ -193,6 +202,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     });
     tokio::select! {
         ended = &mut server => {
+            pruner.abort();
             return match ended {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e).context("the HTTP server failed"),
@@ -203,6 +213,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
             tracing::info!(signal, "shutting down: finishing requests in flight");
         }
     }
+    pruner.abort();
     let _ = stop_tx.send(());
     // Upgraded connections (WebSockets) may never end by themselves: don't wait for them forever.
     match tokio::time::timeout(Duration::from_secs(20), server).await {

@@ -171,6 +171,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_watermarks (tenant_id) {
+        tenant_id -> Text,
+        pruned_through -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     jobs (tenant_id, id) {
         tenant_id -> Text,
         id -> Uuid,

@@ -5,6 +5,7 @@
 
 pub mod cursor;
 pub mod hub;
+pub mod retention;
 pub mod stream;
 
 use crate::correlation::keys::lock_id;

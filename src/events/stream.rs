@@ -1,6 +1,7 @@
 //! One subscriber's stream: replay from the table after a cursor, then live events from the hub, with
 //! no gap and no duplicate in between; a subscriber that falls behind the hub's buffer catches up from
-//! the table instead of growing memory.
+//! the table instead of growing memory. A cursor older than the retention window (below the tenant's
+//! pruned watermark, see [`super::retention`]) is refused: the events after it are gone.
 
 use super::hub::{read, Hub, HubEvent};
 use crate::db::queries::events as q;
@@ -12,6 +13,15 @@ use std::sync::Arc;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 
 const REPLAY_PAGE: i64 = 200;
+
+/// The error for a cursor whose following events have been pruned.
+pub fn cursor_expired() -> AppError {
+    AppError::bad(
+        "the `after` cursor has expired: events after it are older than the event retention window and \
+         have been deleted, so resuming from it would miss some. Reload the data you show, then \
+         subscribe again without `after`",
+    )
+}
 
 struct State {
     pool: Pool,
@@ -33,7 +43,14 @@ pub async fn events(
     // Subscribe before reading the position, so nothing committed in between is lost.
     let rx = hub.subscribe(tenant_id).await?;
     let (last, replaying) = match after {
-        Some(seq) => (seq, true),
+        Some(seq) => {
+            // At the watermark is fine: the client saw event W, and nothing after W was pruned.
+            let mut conn = pool.get().await?;
+            if seq < q::watermark(&mut conn, tenant_id).await? {
+                return Err(cursor_expired());
+            }
+            (seq, true)
+        }
         None => {
             let mut conn = pool.get().await?;
             (q::max_seq(&mut conn, tenant_id).await?, false)
@@ -68,6 +85,11 @@ async fn next(s: &mut State) -> AppResult<Arc<HubEvent>> {
         if s.replaying {
             let mut conn = s.pool.get().await?;
             let page = read(&mut conn, &s.tenant_id, s.last, REPLAY_PAGE).await?;
+            // Pruning raises the watermark before it deletes: read after the page, a watermark above
+            // our position means events we had not delivered may be missing from the page.
+            if q::watermark(&mut conn, &s.tenant_id).await? > s.last {
+                return Err(cursor_expired());
+            }
             if page.is_empty() {
                 s.replaying = false;
             } else {

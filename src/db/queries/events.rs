@@ -121,3 +121,99 @@ pub async fn load_incidents(
         .load(conn)
         .await
 }
+
+/// Position through which the tenant's events have been pruned (0 when none have).
+pub async fn watermark(conn: &mut Conn, tenant_id: &str) -> QueryResult<i64> {
+    use crate::db::schema::event_watermarks as w;
+    w::table
+        .filter(w::tenant_id.eq(tenant_id))
+        .select(w::pruned_through)
+        .first::<i64>(conn)
+        .await
+        .optional()
+        .map(|m| m.unwrap_or(0))
+}
+
+/// A tenant with events older than the retention cutoff, and the position to prune through.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PruneTarget {
+    /// Tenant.
+    #[diesel(sql_type = Text)]
+    pub tenant_id: String,
+    /// Position of the tenant's newest event written before the cutoff.
+    #[diesel(sql_type = Int8)]
+    pub seq: i64,
+}
+
+/// Every tenant that has events written more than `older_than_secs` seconds ago (by the database
+/// clock), with the position of the newest such event. One index probe per tenant.
+pub async fn prune_targets(conn: &mut Conn, older_than_secs: i64) -> QueryResult<Vec<PruneTarget>> {
+    diesel::sql_query(
+        "SELECT t.id AS tenant_id, x.seq FROM tenants t \
+         CROSS JOIN LATERAL ( \
+             SELECT e.seq FROM events e \
+             WHERE e.tenant_id = t.id AND e.created_at < now() - ($1 * interval '1 second') \
+             ORDER BY e.created_at DESC, e.seq DESC LIMIT 1 \
+         ) x ORDER BY t.id",
+    )
+    .bind::<Int8, _>(older_than_secs)
+    .load(conn)
+    .await
+}
+
+/// Raises the tenant's watermark to at least `seq` (never lowers it); returns the watermark now held.
+pub async fn raise_watermark(conn: &mut Conn, tenant_id: &str, seq: i64) -> QueryResult<i64> {
+    use crate::db::schema::event_watermarks as w;
+    diesel::insert_into(w::table)
+        .values((w::tenant_id.eq(tenant_id), w::pruned_through.eq(seq)))
+        .on_conflict(w::tenant_id)
+        .do_update()
+        .set((
+            w::pruned_through.eq(diesel::dsl::sql::<Int8>(
+                "GREATEST(event_watermarks.pruned_through, excluded.pruned_through)",
+            )),
+            w::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(w::pruned_through)
+        .get_result(conn)
+        .await
+}
+
+/// Deletes up to `limit` of the tenant's oldest events at or below `through`; returns how many went.
+pub async fn delete_through(
+    conn: &mut Conn,
+    tenant_id: &str,
+    through: i64,
+    limit: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM events WHERE tenant_id = $1 AND seq IN ( \
+             SELECT seq FROM events WHERE tenant_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3)",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Int8, _>(through)
+    .bind::<Int8, _>(limit)
+    .execute(conn)
+    .await
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// Tries to take a session-level advisory lock; `false` when another session holds it.
+pub async fn try_session_lock(conn: &mut Conn, lock: i64) -> QueryResult<bool> {
+    diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<Int8, _>(lock)
+        .get_result::<Locked>(conn)
+        .await
+        .map(|l| l.locked)
+}
+
+/// Releases a lock taken with [`try_session_lock`] on the same connection.
+pub async fn session_unlock(conn: &mut Conn, lock: i64) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<Int8, _>(lock).execute(conn).await?;
+    Ok(())
+}
