@@ -6,13 +6,13 @@ use super::keys::{is_ignored, Key};
 use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident, Tenant};
 use crate::db::queries::{activity, alerts as alert_q, correlation as q};
 use crate::domain::enums::*;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::events::NewEvent;
 use crate::incidents::{self, CORRELATION_ACTOR};
 use crate::ingest::validate::PreparedAlert;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// A key skipped by hygiene, as stored in `alerts.correlation_skipped`.
@@ -98,176 +98,378 @@ impl Batch {
     }
 }
 
-/// Places `p` (new or re-sent): writes the alert and its keys now (later alerts of the batch correlate
-/// against them) and leaves the rest to `batch`.
-pub async fn place(
+/// Places a batch's alerts (new or re-sent) set-based: one query finds the alerts sent before, one the
+/// stored alerts that share any of the batch's keys, one locks the incidents involved; the alerts are then
+/// correlated in memory, in order (each one sees the ones before it), and written with one insert per
+/// table. Items that repeat a providerAlertId start a new round, so a repeat updates what came before.
+pub async fn place_all(
     conn: &mut crate::db::Conn,
     tenant: &Tenant,
-    p: &PreparedAlert,
+    items: &[&PreparedAlert],
     now: DateTime<Utc>,
     batch: &mut Batch,
-) -> AppResult<Placement> {
+) -> AppResult<Vec<Placement>> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut start = 0;
+    while start < items.len() {
+        let mut seen = BTreeSet::new();
+        let mut end = start;
+        while end < items.len() && seen.insert((&items[end].service_source, &items[end].provider_alert_id)) {
+            end += 1;
+        }
+        out.extend(place_round(conn, tenant, &items[start..end], now, batch).await?);
+        start = end;
+    }
+    Ok(out)
+}
+
+/// One stored or in-batch alert carrying a key.
+#[derive(Clone)]
+struct Carrier {
+    alert_id: Uuid,
+    at: DateTime<Utc>,
+    incident_id: Uuid,
+    policy: Option<String>,
+}
+
+/// A merge decided in memory, written after the new incidents exist.
+struct MergeOp {
+    source: Incident,
+    target: Uuid,
+    shared: Vec<Key>,
+}
+
+/// An alert decided in memory, written at the end of the round.
+struct Decided<'a> {
+    p: &'a PreparedAlert,
+    existing: Option<Alert>,
+    alert_id: Uuid,
+    at: DateTime<Utc>,
+    incident_id: Uuid,
+    kind: CorrelationKind,
+    matched: Vec<Key>,
+    skipped: Vec<Skipped>,
+    merged: Vec<Uuid>,
+}
+
+async fn place_round(
+    conn: &mut crate::db::Conn,
+    tenant: &Tenant,
+    items: &[&PreparedAlert],
+    now: DateTime<Utc>,
+    batch: &mut Batch,
+) -> AppResult<Vec<Placement>> {
     let tid = tenant.id.as_str();
-    let existing = alert_q::find_by_provider(conn, tid, &p.service_source, &p.provider_alert_id).await?;
-    let alert_id = existing.as_ref().map(|a| a.id).unwrap_or_else(Uuid::now_v7);
-    let at = p.activity_at(existing.as_ref().map(|a| a.created_at).unwrap_or(now));
-
-    // Key hygiene: the ignore list, then prevalence inside each key's window.
-    let mut skipped = vec![];
-    let mut probes = vec![];
-    for k in &p.keys {
-        if is_ignored(k, &tenant.correlation_ignore) {
-            skipped.push(Skipped { kind: k.kind, value: k.value.clone(), reason: SkipReason::IgnoreList });
-        } else {
-            let hours = if k.kind.is_strong() {
-                tenant.strong_key_window_hours
-            } else {
-                tenant.weak_key_window_hours
-            };
-            probes.push(q::KeyProbe { kind: k.kind, value: k.value.clone(), hours });
-        }
-    }
-    let max = i64::from(tenant.max_key_prevalence);
-    let prevalence = q::key_prevalence(conn, tid, &probes, at, alert_id, max + 1).await?;
-    let too_common: BTreeSet<(KeyKind, String)> =
-        prevalence.into_iter().filter(|(_, _, n)| *n > max).map(|(k, v, _)| (k, v)).collect();
-    probes.retain(|pr| {
-        let hit = too_common.contains(&(pr.kind, pr.value.clone()));
-        if hit {
-            skipped.push(Skipped {
-                kind: pr.kind,
-                value: pr.value.clone(),
-                reason: SkipReason::TooPrevalent,
-            });
-        }
-        !hit
-    });
-
-    // Candidate incidents and the keys each shares.
-    let rows = q::candidate_matches(conn, tid, &probes, at, alert_id, p.alert_policy.as_deref()).await?;
-    let candidates = qualify(rows);
-
-    let mut lock_ids: Vec<Uuid> = candidates.keys().copied().collect();
-    if let Some(e) = &existing {
-        lock_ids.push(e.incident_id);
-    }
-    lock_ids.sort();
-    lock_ids.dedup();
-    let locked: BTreeMap<Uuid, Incident> =
-        q::lock_incidents(conn, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
-    if let Some(e) = &existing {
-        // A person may have moved the alert (manual operations take no key locks) between reading it
-        // and locking its incident: then start the batch over rather than update the wrong incident.
-        let now_in = alert_q::find(conn, tid, e.id).await?.map(|a| a.incident_id);
-        if now_in != Some(e.incident_id) {
-            return Err(crate::error::AppError::Transient(format!(
-                "alert {} moved while being re-sent",
-                e.id
-            )));
-        }
-    }
-    let open: Vec<&Incident> =
-        candidates.keys().filter_map(|id| locked.get(id)).filter(|i| i.is_open()).collect();
-
-    // Choose the incident the alert lives in.
-    let (mut target, kind, matched, created_incident) = match &existing {
-        Some(e) => {
-            let inc = locked.get(&e.incident_id).cloned().ok_or_else(|| {
-                crate::error::AppError::Internal(format!(
-                    "incident {} of alert {} is missing",
-                    e.incident_id, e.id
-                ))
-            })?;
-            (inc, e.correlation_kind, vec![], false)
-        }
-        None => match best(&open, &candidates) {
-            Some(best) => {
-                let keys = candidates.get(&best.id).cloned().unwrap_or_default();
-                ((*best).clone(), CorrelationKind::Joined, keys, false)
-            }
-            None => (new_incident(tid, p, now), CorrelationKind::NewIncident, vec![], true),
-        },
+    let window = |k: KeyKind| {
+        i64::from(if k.is_strong() { tenant.strong_key_window_hours } else { tenant.weak_key_window_hours })
     };
-    if created_incident {
-        q::insert_incident(conn, &target).await?;
-    }
-    batch.touch(&target, existing.is_none());
+    let max = i64::from(tenant.max_key_prevalence);
 
-    // Write the alert and its keys; its evidence goes in with the batch.
-    let row = alert_row(tid, alert_id, target.id, p, at, now, kind, &matched, &skipped, existing.as_ref())?;
-    match &existing {
-        Some(_) => {
-            alert_q::update_from_source(conn, &row).await?;
-            q::delete_evidence_and_keys(conn, tid, alert_id).await?;
-        }
-        None => alert_q::insert(conn, &row).await?,
+    // Alerts sent before.
+    let providers: Vec<&str> = items.iter().map(|p| p.provider_alert_id.as_str()).collect();
+    let mut existing: BTreeMap<(String, String), Alert> = BTreeMap::new();
+    for a in alert_q::find_by_providers(conn, tid, &providers).await? {
+        existing.insert((a.service_source.clone(), a.provider_alert_id.clone()), a);
     }
-    let (ev, keys) = evidence_rows(tid, alert_id, p, at, now);
-    q::insert_keys(conn, &keys).await?;
-    batch.evidence.extend(ev);
+    let prior =
+        |p: &PreparedAlert| existing.get(&(p.service_source.clone(), p.provider_alert_id.clone())).cloned();
 
-    // Merge the other open candidates the rules allow into the target (only while it is open: a re-sent
-    // alert of a resolved incident updates in place and never splits or reopens anything).
-    let mut merged = vec![];
-    if target.is_open() {
-        let mut others: Vec<&Incident> = open.iter().copied().filter(|i| i.id != target.id).collect();
-        others.sort_by_key(|i| (i.created_at, i.id));
-        for other in others {
-            if !mergeable(&target, other) {
+    // Stored alerts sharing a key, inside the union of the round's windows; at most max + 1 per key,
+    // since a key carried more often than that is too prevalent to correlate anyway.
+    let mut spans: BTreeMap<Key, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+    for p in items {
+        let at = p.activity_at(prior(p).map(|a| a.created_at).unwrap_or(now));
+        for k in &p.keys {
+            if is_ignored(k, &tenant.correlation_ignore) {
                 continue;
             }
-            batch.touch(other, true);
-            let shared = candidates.get(&other.id).cloned().unwrap_or_default();
-            merge_into(
-                conn,
-                &mut target,
-                other,
-                &shared,
-                CORRELATION_ACTOR,
-                now,
-                &mut batch.log,
-                &mut batch.events,
-            )
-            .await?;
-            batch.redirects.insert(other.id, target.id);
-            merged.push(other.id);
+            let w = chrono::Duration::hours(window(k.kind));
+            let e = spans.entry(k.clone()).or_insert((at - w, at + w));
+            e.0 = e.0.min(at - w);
+            e.1 = e.1.max(at + w);
         }
-        if !merged.is_empty() {
-            batch.touch(&target, true);
-            // The owner, classification, determination and tags the target took from the others.
-            q::save_merged_fields(conn, &target).await?;
+    }
+    let exclude: Vec<Uuid> = existing.values().map(|a| a.id).collect();
+    let probes: Vec<q::SpanProbe> = spans
+        .iter()
+        .map(|(k, (lo, hi))| q::SpanProbe { kind: k.kind, value: k.value.clone(), lo: *lo, hi: *hi })
+        .collect();
+    let stored = q::key_carriers(conn, tid, &probes, &exclude, max + 1).await?;
+
+    // Lock every incident involved, in id order, and see them as they are now.
+    let mut lock_ids: Vec<Uuid> = stored.iter().map(|r| r.incident_id).collect();
+    lock_ids.extend(existing.values().map(|a| a.incident_id));
+    lock_ids.sort();
+    lock_ids.dedup();
+    let mut incidents: BTreeMap<Uuid, Incident> =
+        q::lock_incidents(conn, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
+    if !existing.is_empty() {
+        // A person may have moved a re-sent alert (manual operations take no key locks) between reading
+        // it and locking its incident: then start the batch over rather than update the wrong incident.
+        let ids: Vec<Uuid> = existing.values().map(|a| a.id).collect();
+        let now_in: BTreeMap<Uuid, Uuid> =
+            alert_q::incidents_of(conn, tid, &ids).await?.into_iter().collect();
+        if existing.values().any(|a| now_in.get(&a.id) != Some(&a.incident_id)) {
+            return Err(AppError::Transient("a re-sent alert moved meanwhile".into()));
         }
     }
 
-    match &existing {
-        None => {
-            let how = if created_incident { "created this incident" } else { "joined" };
-            let mut message = format!("Alert \"{}\" {how}", p.title);
-            if !matched.is_empty() {
-                let keys: Vec<String> = matched.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
-                message.push_str(&format!(" (shared keys: {})", keys.join(", ")));
+    let mut carriers: HashMap<Key, Vec<Carrier>> = HashMap::new();
+    let mut truncated: HashMap<Key, usize> = HashMap::new();
+    for r in stored {
+        let Ok(kind) = r.kind.parse::<KeyKind>() else { continue };
+        let key = Key::new(kind, r.value);
+        *truncated.entry(key.clone()).or_default() += 1;
+        carriers.entry(key).or_default().push(Carrier {
+            alert_id: r.alert_id,
+            at: r.activity_at,
+            incident_id: r.incident_id,
+            policy: r.alert_policy,
+        });
+    }
+    let truncated: BTreeSet<Key> = truncated
+        .into_iter()
+        .filter(|(_, n)| i64::try_from(*n).unwrap_or(i64::MAX) > max)
+        .map(|(k, _)| k)
+        .collect();
+
+    // Decide, in order.
+    let mut created: Vec<Uuid> = vec![];
+    let mut merges: Vec<MergeOp> = vec![];
+    let mut decided: Vec<Decided> = Vec::with_capacity(items.len());
+    for p in items {
+        let existing = prior(p);
+        let alert_id = existing.as_ref().map(|a| a.id).unwrap_or_else(Uuid::now_v7);
+        let at = p.activity_at(existing.as_ref().map(|a| a.created_at).unwrap_or(now));
+        let mut skipped = vec![];
+        let mut rows = vec![];
+        for k in &p.keys {
+            if is_ignored(k, &tenant.correlation_ignore) {
+                skipped.push(Skipped {
+                    kind: k.kind,
+                    value: k.value.clone(),
+                    reason: SkipReason::IgnoreList,
+                });
+                continue;
             }
-            batch.log.push(entry(tid, Some(target.id), Some(alert_id), "ALERT_CORRELATED", message, now));
-            batch.events.push(NewEvent::alert_correlated(
-                target.id,
-                alert_id,
-                CORRELATION_ACTOR,
-                kind,
-                &matched,
-            ));
+            let w = chrono::Duration::hours(window(k.kind));
+            let near: Vec<&Carrier> = carriers
+                .get(k)
+                .map(|cs| cs.iter().filter(|c| c.alert_id != alert_id && (c.at - at).abs() <= w).collect())
+                .unwrap_or_default();
+            if truncated.contains(k) || i64::try_from(near.len()).unwrap_or(i64::MAX) > max {
+                skipped.push(Skipped {
+                    kind: k.kind,
+                    value: k.value.clone(),
+                    reason: SkipReason::TooPrevalent,
+                });
+                continue;
+            }
+            for c in near {
+                let incident_id = batch.resolve(c.incident_id);
+                if incidents.get(&incident_id).is_some_and(Incident::is_open) {
+                    let same_policy =
+                        matches!((&c.policy, &p.alert_policy), (Some(a), Some(b)) if !a.is_empty() && a == b);
+                    rows.push(MatchRow { incident_id, key: k.clone(), same_policy });
+                }
+            }
         }
-        Some(e) => {
-            let changed = alert_changes(e, &row);
-            batch.events.push(NewEvent::alert_changed(target.id, alert_id, CORRELATION_ACTOR, &changed));
+        let candidates = qualify(rows);
+        let open: Vec<&Incident> = candidates.keys().filter_map(|id| incidents.get(id)).collect();
+
+        let (mut target, kind, matched) = match &existing {
+            Some(e) => {
+                let id = batch.resolve(e.incident_id);
+                let inc = incidents.get(&id).cloned().ok_or_else(|| {
+                    AppError::Internal(format!("incident {id} of alert {} is missing", e.id))
+                })?;
+                (inc, e.correlation_kind, vec![])
+            }
+            None => match best(&open, &candidates) {
+                Some(best) => {
+                    let keys = candidates.get(&best.id).cloned().unwrap_or_default();
+                    ((*best).clone(), CorrelationKind::Joined, keys)
+                }
+                None => {
+                    let inc = new_incident(tid, p, now);
+                    batch.touch(&inc, true);
+                    created.push(inc.id);
+                    (inc, CorrelationKind::NewIncident, vec![])
+                }
+            },
+        };
+        batch.touch(&target, existing.is_none());
+
+        // Merge the other open candidates the rules allow (only while the target is open: a re-sent
+        // alert of a resolved incident updates in place and never splits or reopens anything).
+        let mut merged = vec![];
+        if target.is_open() {
+            let mut others: Vec<Incident> =
+                open.iter().filter(|i| i.id != target.id).map(|i| (*i).clone()).collect();
+            others.sort_by_key(|i| (i.created_at, i.id));
+            for other in others {
+                if !mergeable(&target, &other) {
+                    continue;
+                }
+                batch.touch(&other, true);
+                absorb(&mut target, &other);
+                let shared = candidates.get(&other.id).cloned().unwrap_or_default();
+                if let Some(o) = incidents.get_mut(&other.id) {
+                    o.status = IncidentStatus::Redirected;
+                }
+                batch.redirects.insert(other.id, target.id);
+                merges.push(MergeOp { source: other.clone(), target: target.id, shared });
+                merged.push(other.id);
+            }
+            if !merged.is_empty() {
+                batch.touch(&target, true);
+            }
+        }
+        incidents.insert(target.id, target.clone());
+
+        // Later alerts of the round correlate against this one.
+        for k in &p.keys {
+            carriers.entry(k.clone()).or_default().push(Carrier {
+                alert_id,
+                at,
+                incident_id: target.id,
+                policy: p.alert_policy.clone(),
+            });
+        }
+        decided.push(Decided {
+            p,
+            existing,
+            alert_id,
+            at,
+            incident_id: target.id,
+            kind,
+            matched,
+            skipped,
+            merged,
+        });
+    }
+
+    // Write: new incidents, then merges (they move stored alerts), then the round's alerts and keys.
+    let new_rows: Vec<Incident> = created
+        .iter()
+        .filter_map(|id| incidents.get(id))
+        .map(|i| Incident { status: IncidentStatus::Active, ..i.clone() })
+        .collect();
+    q::insert_incidents(conn, &new_rows).await?;
+    let mut targets = BTreeSet::new();
+    for m in &merges {
+        let mut scratch = incidents.get(&m.target).cloned().unwrap_or_else(|| m.source.clone());
+        merge_into(
+            conn,
+            &mut scratch,
+            &m.source,
+            &m.shared,
+            CORRELATION_ACTOR,
+            now,
+            &mut batch.log,
+            &mut batch.events,
+        )
+        .await?;
+        targets.insert(batch.resolve(m.target));
+    }
+    for id in targets {
+        if let Some(t) = incidents.get(&id) {
+            // The owner, classification, determination and tags the target took from the others.
+            q::save_merged_fields(conn, t).await?;
         }
     }
 
-    Ok(Placement { alert_id, incident_id: target.id, created: existing.is_none(), kind, matched, merged })
+    let mut new_alerts = vec![];
+    let mut keys = vec![];
+    let mut placements = Vec::with_capacity(decided.len());
+    for d in decided {
+        let final_incident = batch.resolve(d.incident_id);
+        let kind = if final_incident != d.incident_id && d.existing.is_none() {
+            CorrelationKind::Merged
+        } else {
+            d.kind
+        };
+        let row = alert_row(
+            tid,
+            d.alert_id,
+            final_incident,
+            d.p,
+            d.at,
+            now,
+            kind,
+            &d.matched,
+            &d.skipped,
+            d.existing.as_ref(),
+        )?;
+        match &d.existing {
+            Some(e) => {
+                alert_q::update_from_source(conn, &row).await?;
+                q::delete_evidence_and_keys(conn, tid, d.alert_id).await?;
+                let changed = alert_changes(e, &row);
+                batch.events.push(NewEvent::alert_changed(
+                    final_incident,
+                    d.alert_id,
+                    CORRELATION_ACTOR,
+                    &changed,
+                ));
+            }
+            None => {
+                let how = match d.kind {
+                    CorrelationKind::NewIncident => "created this incident",
+                    _ => "joined",
+                };
+                let mut message = format!("Alert \"{}\" {how}", d.p.title);
+                if !d.matched.is_empty() {
+                    let ks: Vec<String> =
+                        d.matched.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
+                    message.push_str(&format!(" (shared keys: {})", ks.join(", ")));
+                }
+                batch.log.push(entry(
+                    tid,
+                    Some(final_incident),
+                    Some(d.alert_id),
+                    "ALERT_CORRELATED",
+                    message,
+                    now,
+                ));
+                batch.events.push(NewEvent::alert_correlated(
+                    final_incident,
+                    d.alert_id,
+                    CORRELATION_ACTOR,
+                    kind,
+                    &d.matched,
+                ));
+                new_alerts.push(row);
+            }
+        }
+        let (ev, ks) = evidence_rows(tid, d.alert_id, d.p, d.at, now);
+        batch.evidence.extend(ev);
+        keys.extend(ks);
+        placements.push(Placement {
+            alert_id: d.alert_id,
+            incident_id: d.incident_id,
+            created: d.existing.is_none(),
+            kind,
+            matched: d.matched,
+            merged: d.merged,
+        });
+    }
+    alert_q::insert_many(conn, &new_alerts).await?;
+    q::insert_keys(conn, &keys).await?;
+    Ok(placements)
+}
+
+/// A key an open incident shares with the alert being placed.
+struct MatchRow {
+    incident_id: Uuid,
+    key: Key,
+    /// Whether the incident's alert carrying the key names the same, non-empty alert policy.
+    same_policy: bool,
 }
 
 /// Groups match rows per incident and keeps the incidents that qualify: a strong key, or a weak key
 /// whose alert names the same non-empty policy. Weak keys count as matched once the incident qualifies.
-fn qualify(rows: Vec<q::MatchRow>) -> BTreeMap<Uuid, Vec<Key>> {
+fn qualify(rows: Vec<MatchRow>) -> BTreeMap<Uuid, Vec<Key>> {
     #[derive(Default)]
     struct Acc {
         strong: BTreeSet<Key>,
@@ -276,10 +478,9 @@ fn qualify(rows: Vec<q::MatchRow>) -> BTreeMap<Uuid, Vec<Key>> {
     }
     let mut per: BTreeMap<Uuid, Acc> = BTreeMap::new();
     for r in rows {
-        let Ok(kind) = r.kind.parse::<KeyKind>() else { continue };
-        let key = Key::new(kind, r.value);
+        let key = r.key;
         let acc = per.entry(r.incident_id).or_default();
-        if kind.is_strong() {
+        if key.kind.is_strong() {
             acc.strong.insert(key);
         } else if r.same_policy {
             acc.weak_same.insert(key);
@@ -345,20 +546,7 @@ pub async fn merge_into(
     }
     events.push(NewEvent::incident_changed(source.id, actor, &["status", "redirectIncidentId", "alerts"]));
     let moved = moved_ids.len();
-    if target.assigned_to.is_none() {
-        target.assigned_to = source.assigned_to.clone();
-    }
-    if target.classification == Classification::Unknown {
-        target.classification = source.classification;
-    }
-    if target.determination == Determination::Unknown {
-        target.determination = source.determination;
-    }
-    for t in &source.custom_tags {
-        if !target.custom_tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-            target.custom_tags.push(t.clone());
-        }
-    }
+    absorb(target, source);
     let keys: Vec<String> = shared.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
     log.push(entry_by(
         actor,
@@ -383,6 +571,25 @@ pub async fn merge_into(
         now,
     ));
     Ok(())
+}
+
+/// What a merge target takes from a source: the owner, classification and determination it lacks, and
+/// the source's tags.
+pub fn absorb(target: &mut Incident, source: &Incident) {
+    if target.assigned_to.is_none() {
+        target.assigned_to = source.assigned_to.clone();
+    }
+    if target.classification == Classification::Unknown {
+        target.classification = source.classification;
+    }
+    if target.determination == Determination::Unknown {
+        target.determination = source.determination;
+    }
+    for t in &source.custom_tags {
+        if !target.custom_tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+            target.custom_tags.push(t.clone());
+        }
+    }
 }
 
 /// Names of the incident fields that differ, as GraphQL spells them.

@@ -4,7 +4,7 @@
 use super::input::AlertInput;
 use super::validate::{prepare, PreparedAlert};
 use crate::auth::{Caller, Role};
-use crate::correlation::engine::{place, Batch, Placement};
+use crate::correlation::engine::{place_all, Batch, Placement};
 use crate::correlation::keys::lock_id;
 use crate::db::queries::{correlation as q, tenants};
 use crate::db::Pool;
@@ -64,10 +64,8 @@ pub async fn ingest_alerts(
                     let tenant = tenants::get(conn, tid).await?;
                     let now = chrono::Utc::now();
                     let mut batch = Batch::default();
-                    let mut out = Vec::with_capacity(good.len());
-                    for (_, p) in &good {
-                        out.push(place(conn, &tenant, p, now, &mut batch).await?);
-                    }
+                    let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
+                    let mut out = place_all(conn, &tenant, &items, now, &mut batch).await?;
                     // Report where each alert ended the batch (a later alert may have merged its incident).
                     for p in &mut out {
                         p.incident_id = batch.resolve(p.incident_id);

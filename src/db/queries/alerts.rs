@@ -19,27 +19,39 @@ pub async fn find(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Opt
     alerts::table.find((tenant_id, id)).select(Alert::as_select()).first(conn).await.optional()
 }
 
-/// The alert a source sent before under the same provider id, if any.
-pub async fn find_by_provider(
-    conn: &mut Conn,
-    tenant_id: &str,
-    service_source: &str,
-    provider_alert_id: &str,
-) -> QueryResult<Option<Alert>> {
-    alerts::table
-        .filter(alerts::tenant_id.eq(tenant_id))
-        .filter(alerts::service_source.eq(service_source))
-        .filter(alerts::provider_alert_id.eq(provider_alert_id))
-        .select(Alert::as_select())
-        .first(conn)
-        .await
-        .optional()
+/// Inserts new alerts (in chunks, to stay under PostgreSQL's bind-parameter limit).
+pub async fn insert_many(conn: &mut Conn, rows: &[Alert]) -> QueryResult<()> {
+    for chunk in rows.chunks(1000) {
+        diesel::insert_into(alerts::table).values(chunk).execute(conn).await?;
+    }
+    Ok(())
 }
 
-/// Inserts a new alert.
-pub async fn insert(conn: &mut Conn, alert: &Alert) -> QueryResult<()> {
-    diesel::insert_into(alerts::table).values(alert).execute(conn).await?;
-    Ok(())
+/// The alerts sent before under any of these provider ids (any service source; the caller matches it).
+pub async fn find_by_providers(
+    conn: &mut Conn,
+    tenant_id: &str,
+    provider_ids: &[&str],
+) -> QueryResult<Vec<Alert>> {
+    if provider_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    alerts::table
+        .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(alerts::provider_alert_id.eq_any(provider_ids))
+        .select(Alert::as_select())
+        .load(conn)
+        .await
+}
+
+/// The incident each of these alerts is in now.
+pub async fn incidents_of(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<(Uuid, Uuid)>> {
+    alerts::table
+        .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(alerts::id.eq_any(ids))
+        .select((alerts::id, alerts::incident_id))
+        .load(conn)
+        .await
 }
 
 /// Writes what a re-send may change: the source's own fields. Triage fields (status, owner,

@@ -7,7 +7,7 @@ use crate::db::Conn;
 use crate::domain::enums::{CorrelationKind, IncidentStatus, KeyKind};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Int4, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -29,117 +29,82 @@ pub async fn lock_keys(conn: &mut Conn, ids: &[i64]) -> QueryResult<()> {
     Ok(())
 }
 
-/// A key to look up, with the window (hours either side of the alert's activity time) that applies to it.
+/// A key to look up between two instants.
 #[derive(Debug, Clone)]
-pub struct KeyProbe {
+pub struct SpanProbe {
     /// Kind.
     pub kind: KeyKind,
     /// Value.
     pub value: String,
-    /// Window in hours.
-    pub hours: i32,
+    /// From.
+    pub lo: DateTime<Utc>,
+    /// To.
+    pub hi: DateTime<Utc>,
 }
 
-#[derive(QueryableByName)]
-struct PrevalenceRow {
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Text)]
-    value: String,
-    #[diesel(sql_type = Int8)]
-    n: i64,
-}
-
-fn unzip(probes: &[KeyProbe]) -> (Vec<String>, Vec<String>, Vec<i32>) {
-    let kinds = probes.iter().map(|p| p.kind.as_str().to_string()).collect();
-    let values = probes.iter().map(|p| p.value.clone()).collect();
-    let hours = probes.iter().map(|p| p.hours).collect();
-    (kinds, values, hours)
-}
-
-/// For each probe, how many other alerts carry it inside its window, counting at most `cap`.
-pub async fn key_prevalence(
-    conn: &mut Conn,
-    tenant_id: &str,
-    probes: &[KeyProbe],
-    at: DateTime<Utc>,
-    exclude_alert: Uuid,
-    cap: i64,
-) -> QueryResult<Vec<(KeyKind, String, i64)>> {
-    if probes.is_empty() {
-        return Ok(vec![]);
-    }
-    let (kinds, values, hours) = unzip(probes);
-    let rows: Vec<PrevalenceRow> = diesel::sql_query(
-        "SELECT u.kind, u.value, (SELECT count(*) FROM (SELECT 1 FROM alert_keys k \
-             WHERE k.tenant_id = $1 AND k.kind = u.kind AND k.value = u.value AND k.alert_id <> $6 \
-               AND k.activity_at BETWEEN $5 - make_interval(hours => u.hours) \
-                                     AND $5 + make_interval(hours => u.hours) \
-             LIMIT $7) s) AS n \
-         FROM unnest($2::text[], $3::text[], $4::int4[]) AS u(kind, value, hours)",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Array<Text>, _>(values)
-    .bind::<Array<Int4>, _>(hours)
-    .bind::<Timestamptz, _>(at)
-    .bind::<SqlUuid, _>(exclude_alert)
-    .bind::<Int8, _>(cap)
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().filter_map(|r| r.kind.parse().ok().map(|k| (k, r.value, r.n))).collect())
-}
-
-/// A key an open incident shares with the alert being placed.
+/// A stored alert carrying a probed key.
 #[derive(Debug, Clone, QueryableByName)]
-pub struct MatchRow {
-    /// The open incident.
-    #[diesel(sql_type = SqlUuid)]
-    pub incident_id: Uuid,
+pub struct CarrierRow {
     /// Key kind (stored spelling).
     #[diesel(sql_type = Text)]
     pub kind: String,
     /// Key value.
     #[diesel(sql_type = Text)]
     pub value: String,
-    /// Whether the incident's alert carrying the key names the same, non-empty alert policy.
-    #[diesel(sql_type = Bool)]
-    pub same_policy: bool,
+    /// The alert.
+    #[diesel(sql_type = SqlUuid)]
+    pub alert_id: Uuid,
+    /// Its activity time.
+    #[diesel(sql_type = Timestamptz)]
+    pub activity_at: DateTime<Utc>,
+    /// Its incident.
+    #[diesel(sql_type = SqlUuid)]
+    pub incident_id: Uuid,
+    /// Its alert policy.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub alert_policy: Option<String>,
 }
 
-/// Keys that open incidents' alerts share with the probes, inside each probe's window.
-pub async fn candidate_matches(
+/// For each probe, up to `cap` stored alerts carrying the key inside its span (leaving out `exclude`).
+pub async fn key_carriers(
     conn: &mut Conn,
     tenant_id: &str,
-    probes: &[KeyProbe],
-    at: DateTime<Utc>,
-    exclude_alert: Uuid,
-    alert_policy: Option<&str>,
-) -> QueryResult<Vec<MatchRow>> {
+    probes: &[SpanProbe],
+    exclude: &[Uuid],
+    cap: i64,
+) -> QueryResult<Vec<CarrierRow>> {
     if probes.is_empty() {
         return Ok(vec![]);
     }
-    let (kinds, values, hours) = unzip(probes);
+    let kinds: Vec<String> = probes.iter().map(|p| p.kind.as_str().to_string()).collect();
+    let values: Vec<String> = probes.iter().map(|p| p.value.clone()).collect();
+    let los: Vec<DateTime<Utc>> = probes.iter().map(|p| p.lo).collect();
+    let his: Vec<DateTime<Utc>> = probes.iter().map(|p| p.hi).collect();
     diesel::sql_query(
-        "SELECT DISTINCT a.incident_id, k.kind, k.value, \
-                COALESCE(a.alert_policy <> '' AND a.alert_policy = $6, false) AS same_policy \
-         FROM unnest($2::text[], $3::text[], $4::int4[]) AS u(kind, value, hours) \
-         JOIN alert_keys k ON k.tenant_id = $1 AND k.kind = u.kind AND k.value = u.value \
-              AND k.activity_at BETWEEN $5 - make_interval(hours => u.hours) \
-                                    AND $5 + make_interval(hours => u.hours) \
-         JOIN alerts a ON a.tenant_id = k.tenant_id AND a.id = k.alert_id \
-         JOIN incidents i ON i.tenant_id = a.tenant_id AND i.id = a.incident_id \
-         WHERE a.id <> $7 AND i.status IN ('ACTIVE', 'IN_PROGRESS')",
+        "SELECT u.kind, u.value, m.alert_id, m.activity_at, a.incident_id, a.alert_policy \
+         FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(kind, value, lo, hi) \
+         CROSS JOIN LATERAL (SELECT k.alert_id, k.activity_at FROM alert_keys k \
+             WHERE k.tenant_id = $1 AND k.kind = u.kind AND k.value = u.value \
+               AND k.activity_at BETWEEN u.lo AND u.hi AND NOT (k.alert_id = ANY($6)) LIMIT $7) m \
+         JOIN alerts a ON a.tenant_id = $1 AND a.id = m.alert_id",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Array<Text>, _>(kinds)
     .bind::<Array<Text>, _>(values)
-    .bind::<Array<Int4>, _>(hours)
-    .bind::<Timestamptz, _>(at)
-    .bind::<Nullable<Text>, _>(alert_policy)
-    .bind::<SqlUuid, _>(exclude_alert)
+    .bind::<Array<Timestamptz>, _>(los)
+    .bind::<Array<Timestamptz>, _>(his)
+    .bind::<Array<SqlUuid>, _>(exclude)
+    .bind::<Int8, _>(cap)
     .load(conn)
     .await
+}
+
+/// Inserts new incidents.
+pub async fn insert_incidents(conn: &mut Conn, rows: &[Incident]) -> QueryResult<()> {
+    for chunk in rows.chunks(1000) {
+        diesel::insert_into(incidents::table).values(chunk).execute(conn).await?;
+    }
+    Ok(())
 }
 
 /// Locks incidents `FOR UPDATE` in id order and returns them as they are now.
@@ -180,10 +145,10 @@ pub async fn delete_evidence_and_keys(conn: &mut Conn, tenant_id: &str, alert_id
     Ok(())
 }
 
-/// Inserts correlation keys.
+/// Inserts correlation keys (in chunks, to stay under PostgreSQL's bind-parameter limit).
 pub async fn insert_keys(conn: &mut Conn, keys: &[AlertKey]) -> QueryResult<()> {
-    if !keys.is_empty() {
-        diesel::insert_into(alert_keys::table).values(keys).execute(conn).await?;
+    for chunk in keys.chunks(10_000) {
+        diesel::insert_into(alert_keys::table).values(chunk).execute(conn).await?;
     }
     Ok(())
 }
