@@ -78,12 +78,13 @@ impl Batch {
             q::insert_evidence(conn, &self.evidence).await?;
         }
         let ids: Vec<Uuid> = self.touched.keys().copied().collect();
-        for current in q::lock_incidents(conn, tenant_id, &ids).await? {
-            if current.status == IncidentStatus::Redirected {
-                continue;
-            }
-            let Some((before, alerts_moved)) = self.touched.get(&current.id) else { continue };
-            let after = incidents::recompute(conn, current, CORRELATION_ACTOR).await?;
+        let live: Vec<Incident> = q::lock_incidents(conn, tenant_id, &ids)
+            .await?
+            .into_iter()
+            .filter(|i| i.status != IncidentStatus::Redirected)
+            .collect();
+        for after in incidents::recompute_many(conn, live, CORRELATION_ACTOR).await? {
+            let Some((before, alerts_moved)) = self.touched.get(&after.id) else { continue };
             let mut changed = incident_changes(before, &after);
             if *alerts_moved {
                 changed.insert(0, "alerts");

@@ -57,6 +57,25 @@ pub struct IncidentStats {
     pub malicious_evidence: i32,
 }
 
+impl IncidentStats {
+    /// The aggregates of an incident with no alerts.
+    pub fn empty() -> Self {
+        Self {
+            alerts: 0,
+            open_alerts: 0,
+            severity_rank: 0,
+            titles: 0,
+            a_title: None,
+            policies: 0,
+            sources: 0,
+            categories: vec![],
+            mailboxes: 0,
+            a_mailbox: None,
+            malicious_evidence: 0,
+        }
+    }
+}
+
 /// Aggregates of an incident's alerts.
 pub async fn stats(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<IncidentStats> {
     diesel::sql_query(
@@ -82,6 +101,93 @@ pub async fn stats(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<In
     .bind::<diesel::sql_types::Uuid, _>(id)
     .get_result(conn)
     .await
+}
+
+/// An incident's id with the aggregates of its alerts.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct IncidentStatsRow {
+    /// The incident.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub incident_id: Uuid,
+    /// Its aggregates.
+    #[diesel(embed)]
+    pub stats: IncidentStats,
+}
+
+/// Aggregates of several incidents' alerts in one statement (incidents without alerts are absent).
+pub async fn stats_many(
+    conn: &mut Conn,
+    tenant_id: &str,
+    ids: &[Uuid],
+) -> QueryResult<Vec<IncidentStatsRow>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    diesel::sql_query(
+        "WITH a AS (SELECT * FROM alerts WHERE tenant_id = $1 AND incident_id = ANY($2)), \
+              m AS (SELECT a.incident_id, count(DISTINCT k.value) AS n, min(k.value) AS one \
+                    FROM alert_keys k JOIN a ON k.tenant_id = $1 AND k.alert_id = a.id \
+                    WHERE k.kind = 'MAILBOX' GROUP BY a.incident_id), \
+              e AS (SELECT a.incident_id, count(*) AS n FROM evidence e JOIN a ON e.tenant_id = $1 AND e.alert_id = a.id \
+                    WHERE e.verdict = 'MALICIOUS' GROUP BY a.incident_id), \
+              s AS (SELECT incident_id, count(*)::int4 AS alerts, \
+                           (count(*) FILTER (WHERE status <> 'RESOLVED'))::int4 AS open_alerts, \
+                           COALESCE(max(CASE severity WHEN 'HIGH' THEN 4 WHEN 'MEDIUM' THEN 3 WHEN 'LOW' THEN 2 \
+                               WHEN 'INFORMATIONAL' THEN 1 ELSE 0 END), 0)::int4 AS severity_rank, \
+                           count(DISTINCT title)::int4 AS titles, min(title) AS a_title, \
+                           count(DISTINCT alert_policy)::int4 AS policies, \
+                           count(DISTINCT service_source)::int4 AS sources, \
+                           COALESCE(array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL), '{}') AS categories \
+                    FROM a GROUP BY incident_id) \
+         SELECT s.incident_id, s.alerts, s.open_alerts, s.severity_rank, s.titles, s.a_title, s.policies, s.sources, \
+                s.categories, COALESCE(m.n, 0)::int4 AS mailboxes, m.one AS a_mailbox, \
+                COALESCE(e.n, 0)::int4 AS malicious_evidence \
+         FROM s LEFT JOIN m ON m.incident_id = s.incident_id LEFT JOIN e ON e.incident_id = s.incident_id",
+    )
+    .bind::<diesel::sql_types::Text, _>(tenant_id)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+    .load(conn)
+    .await
+}
+
+/// Writes what a recompute derives (name, severity, priority, alert count, stamp, version) for several
+/// incidents in one statement.
+pub async fn save_derived_many(conn: &mut Conn, tenant_id: &str, rows: &[Incident]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Int4, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|i| i.id).collect();
+    let names: Vec<&str> = rows.iter().map(|i| i.display_name.as_str()).collect();
+    let severities: Vec<&str> = rows.iter().map(|i| i.severity.as_str()).collect();
+    let scores: Vec<i32> = rows.iter().map(|i| i.priority_score).collect();
+    let reasons: Vec<serde_json::Value> =
+        rows.iter().map(|i| serde_json::json!(i.priority_reasons)).collect();
+    let counts: Vec<i32> = rows.iter().map(|i| i.alert_count).collect();
+    let stamps: Vec<DateTime<Utc>> = rows.iter().map(|i| i.last_update_at).collect();
+    let by: Vec<&str> = rows.iter().map(|i| i.last_modified_by.as_deref().unwrap_or("")).collect();
+    let versions: Vec<i32> = rows.iter().map(|i| i.version).collect();
+    diesel::sql_query(
+        "UPDATE incidents i SET display_name = u.name, severity = u.sev, priority_score = u.score, \
+             priority_reasons = ARRAY(SELECT jsonb_array_elements_text(u.reasons)), alert_count = u.cnt, \
+             last_update_at = u.at, last_modified_by = NULLIF(u.by, ''), version = u.ver \
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::jsonb[], $7::int4[], \
+                     $8::timestamptz[], $9::text[], $10::int4[]) AS u(id, name, sev, score, reasons, cnt, at, by, ver) \
+         WHERE i.tenant_id = $1 AND i.id = u.id",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Text>, _>(names)
+    .bind::<Array<Text>, _>(severities)
+    .bind::<Array<Int4>, _>(scores)
+    .bind::<Array<Jsonb>, _>(reasons)
+    .bind::<Array<Int4>, _>(counts)
+    .bind::<Array<Timestamptz>, _>(stamps)
+    .bind::<Array<Text>, _>(by)
+    .bind::<Array<Int4>, _>(versions)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Writes the derived fields of an incident and moves its version on.
