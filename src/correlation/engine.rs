@@ -168,8 +168,11 @@ async fn place_round(
 
     // Alerts sent before.
     let providers: Vec<&str> = items.iter().map(|p| p.provider_alert_id.as_str()).collect();
+    let mut services: Vec<&str> = items.iter().map(|p| p.service_source.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
     let mut existing: BTreeMap<(String, String), Alert> = BTreeMap::new();
-    for a in alert_q::find_by_providers(conn, tid, &providers).await? {
+    for a in alert_q::find_by_providers(conn, tid, &services, &providers).await? {
         existing.insert((a.service_source.clone(), a.provider_alert_id.clone()), a);
     }
     let prior =

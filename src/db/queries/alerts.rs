@@ -27,10 +27,12 @@ pub async fn insert_many(conn: &mut Conn, rows: &[Alert]) -> QueryResult<()> {
     Ok(())
 }
 
-/// The alerts sent before under any of these provider ids (any service source; the caller matches it).
+/// The alerts sent before under any of these (service source, provider id) pairs. Both columns are
+/// matched as lists so the unique index serves the lookup; the caller keeps the exact pairs.
 pub async fn find_by_providers(
     conn: &mut Conn,
     tenant_id: &str,
+    services: &[&str],
     provider_ids: &[&str],
 ) -> QueryResult<Vec<Alert>> {
     if provider_ids.is_empty() {
@@ -38,6 +40,7 @@ pub async fn find_by_providers(
     }
     alerts::table
         .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(alerts::service_source.eq_any(services))
         .filter(alerts::provider_alert_id.eq_any(provider_ids))
         .select(Alert::as_select())
         .load(conn)
