@@ -122,6 +122,25 @@ async fn template() -> String {
                 conn.batch_execute(&format!("CREATE DATABASE {tmp}")).await.expect("create template");
                 db::run_migrations(&with_db(&server_url(), &tmp)).await.expect("migrate template");
                 conn.batch_execute(&format!("ALTER DATABASE {tmp} RENAME TO {name}")).await.expect("rename");
+                // Templates of older migrations are of no further use.
+                let stale: Vec<String> = {
+                    use diesel_async::RunQueryDsl;
+                    #[derive(diesel::QueryableByName)]
+                    struct Db {
+                        #[diesel(sql_type = diesel::sql_types::Text)]
+                        datname: String,
+                    }
+                    diesel::sql_query(
+                        "SELECT datname FROM pg_database WHERE datname LIKE 'parapet\\_tpl\\_%'",
+                    )
+                    .load::<Db>(&mut conn)
+                    .await
+                    .map(|rows| rows.into_iter().map(|d| d.datname).filter(|d| *d != name).collect())
+                    .unwrap_or_default()
+                };
+                for db in stale {
+                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await;
+                }
             }
             conn.batch_execute("SELECT pg_advisory_unlock(7263541)").await.expect("unlock");
             name
