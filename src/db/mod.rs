@@ -61,7 +61,10 @@ pub fn build_pool(url: &str, settings: &PoolSettings) -> anyhow::Result<Pool> {
 pub async fn run_migrations(url: &str) -> anyhow::Result<usize> {
     let url = url.to_string();
     tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        use diesel::connection::SimpleConnection;
         let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)?;
+        // Replicas starting together on a new release take turns; the lock ends with the session.
+        SimpleConnection::batch_execute(&mut conn, "SELECT pg_advisory_lock(7263540)")?;
         let ran =
             conn.run_pending_migrations(MIGRATIONS).map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
         Ok(ran.len())
