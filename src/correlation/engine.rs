@@ -36,8 +36,6 @@ pub struct Placement {
     pub kind: CorrelationKind,
     /// Keys that matched.
     pub matched: Vec<Key>,
-    /// Incidents merged into `incident_id` while placing it.
-    pub merged: Vec<Uuid>,
 }
 
 /// What a batch writes once, at its end: evidence, the activity log, the recomputed incidents and the
@@ -150,7 +148,6 @@ struct Decided<'a> {
     kind: CorrelationKind,
     matched: Vec<Key>,
     skipped: Vec<Skipped>,
-    merged: Vec<Uuid>,
 }
 
 async fn place_round(
@@ -306,7 +303,7 @@ async fn place_round(
 
         // Merge the other open candidates the rules allow (only while the target is open: a re-sent
         // alert of a resolved incident updates in place and never splits or reopens anything).
-        let mut merged = vec![];
+        let mut merged = false;
         if target.is_open() {
             let mut others: Vec<Incident> =
                 open.iter().filter(|i| i.id != target.id).map(|i| (*i).clone()).collect();
@@ -323,9 +320,9 @@ async fn place_round(
                 }
                 batch.redirects.insert(other.id, target.id);
                 merges.push(MergeOp { source: other.clone(), target: target.id, shared });
-                merged.push(other.id);
+                merged = true;
             }
-            if !merged.is_empty() {
+            if merged {
                 batch.touch(&target, true);
             }
         }
@@ -340,17 +337,7 @@ async fn place_round(
                 policy: p.alert_policy.clone(),
             });
         }
-        decided.push(Decided {
-            p,
-            existing,
-            alert_id,
-            at,
-            incident_id: target.id,
-            kind,
-            matched,
-            skipped,
-            merged,
-        });
+        decided.push(Decided { p, existing, alert_id, at, incident_id: target.id, kind, matched, skipped });
     }
 
     // Write: new incidents, then merges (they move stored alerts), then the round's alerts and keys.
@@ -455,7 +442,6 @@ async fn place_round(
             created: d.existing.is_none(),
             kind,
             matched: d.matched,
-            merged: d.merged,
         });
     }
     alert_q::insert_many(conn, &new_alerts).await?;

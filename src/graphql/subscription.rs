@@ -5,7 +5,7 @@
 use crate::auth::Role;
 use crate::correlation::keys::Key;
 use crate::domain::enums::{CorrelationKind, Severity};
-use crate::error::{AppError, GqlResult};
+use crate::error::AppError;
 use crate::events::hub::HubEvent;
 use crate::events::{cursor, stream, EventKind};
 use crate::graphql::query::queue::parse_id;
@@ -15,7 +15,6 @@ use crate::graphql::{require, state};
 use async_graphql::{Context, InputObject, Result, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// Narrows `alertCorrelated`.
@@ -111,18 +110,30 @@ fn fields(ev: &HubEvent) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The caller's tenant's events, ending when the token expires.
-async fn feed(
+/// The caller's tenant's events that `select` turns into a payload, ending when the token expires. An
+/// error from the event stream is passed on (masked) and ends it.
+async fn feed<T, F>(
     ctx: &Context<'_>,
     after: Option<String>,
-) -> GqlResult<impl Stream<Item = crate::error::AppResult<Arc<HubEvent>>> + Send + 'static> {
+    select: F,
+) -> Result<impl Stream<Item = Result<T>> + Send + 'static>
+where
+    T: Send + 'static,
+    F: Fn(&HubEvent) -> Option<T> + Send + 'static,
+{
     let caller = require(ctx, Role::Reader)?;
     let after = after.as_deref().map(cursor::decode).transpose()?;
     let st = state(ctx);
     let events = stream::events(&st.hub, &st.pool, &caller.tenant_id, after).await?;
     let left = (caller.expires_at - Utc::now().timestamp()).max(0);
     let expiry = tokio::time::sleep(std::time::Duration::from_secs(left.unsigned_abs()));
-    Ok(events.take_until(expiry))
+    Ok(events.take_until(expiry).filter_map(move |ev| {
+        let out = match ev {
+            Err(e) => Some(Err(e.into())),
+            Ok(ev) => select(&ev).map(Ok),
+        };
+        async move { out }
+    }))
 }
 
 #[Subscription]
@@ -136,45 +147,33 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<AlertCorrelatedEvent>>> {
         let f = filter.unwrap_or_default();
         let incident_id = opt_id(f.incident_id.as_ref())?;
-        let events = feed(ctx, after).await?;
-        Ok(events.filter_map(move |ev| {
-            let out = match ev {
-                Err(e) => Some(Err(e.into())),
-                Ok(ev) => {
-                    let payload = &ev.row.payload;
-                    let kind = payload["kind"].as_str().and_then(|k| k.parse::<CorrelationKind>().ok());
-                    match (&ev.alert, &ev.incident, kind) {
-                        (Some(a), Some(i), Some(kind))
-                            if ev.row.kind == EventKind::AlertCorrelated.as_str() =>
-                        {
-                            let keep = f.min_severity.is_none_or(|m| a.severity >= m)
-                                && incident_id.is_none_or(|id| id == i.id)
-                                && f.service_source
-                                    .as_deref()
-                                    .is_none_or(|s| s.eq_ignore_ascii_case(&a.service_source));
-                            keep.then(|| {
-                                let keys: Vec<Key> = serde_json::from_value(payload["matchedKeys"].clone())
-                                    .unwrap_or_default();
-                                Ok(AlertCorrelatedEvent {
-                                    cursor: cursor::encode(ev.row.seq),
-                                    kind,
-                                    alert: Alert(a.clone()),
-                                    incident: Incident(i.clone()),
-                                    matched_keys: keys
-                                        .into_iter()
-                                        .map(|k| CorrelationKey { kind: k.kind, value: k.value })
-                                        .collect(),
-                                    actor: ev.row.actor.clone(),
-                                    at: ev.row.created_at,
-                                })
-                            })
-                        }
-                        _ => None,
-                    }
+        feed(ctx, after, move |ev| {
+            if ev.row.kind != EventKind::AlertCorrelated.as_str() {
+                return None;
+            }
+            let (a, i) = (ev.alert.as_ref()?, ev.incident.as_ref()?);
+            let kind = ev.row.payload["kind"].as_str()?.parse::<CorrelationKind>().ok()?;
+            let keep = f.min_severity.is_none_or(|m| a.severity >= m)
+                && incident_id.is_none_or(|id| id == i.id)
+                && f.service_source.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(&a.service_source));
+            keep.then(|| {
+                let keys: Vec<Key> =
+                    serde_json::from_value(ev.row.payload["matchedKeys"].clone()).unwrap_or_default();
+                AlertCorrelatedEvent {
+                    cursor: cursor::encode(ev.row.seq),
+                    kind,
+                    alert: Alert(a.clone()),
+                    incident: Incident(i.clone()),
+                    matched_keys: keys
+                        .into_iter()
+                        .map(|k| CorrelationKey { kind: k.kind, value: k.value })
+                        .collect(),
+                    actor: ev.row.actor.clone(),
+                    at: ev.row.created_at,
                 }
-            };
-            async move { out }
-        }))
+            })
+        })
+        .await
     }
 
     /// Changes to incidents: status, severity, assignment, tags, classification, name, merges, comments,
@@ -187,29 +186,22 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<IncidentChangedEvent>>> {
         let f = filter.unwrap_or_default();
         let incident_id = opt_id(f.incident_id.as_ref())?;
-        let events = feed(ctx, after).await?;
-        Ok(events.filter_map(move |ev| {
-            let out = match ev {
-                Err(e) => Some(Err(e.into())),
-                Ok(ev) => match &ev.incident {
-                    Some(i) if ev.row.kind == EventKind::IncidentChanged.as_str() => {
-                        let keep = f.min_severity.is_none_or(|m| i.severity >= m)
-                            && incident_id.is_none_or(|id| id == i.id);
-                        keep.then(|| {
-                            Ok(IncidentChangedEvent {
-                                cursor: cursor::encode(ev.row.seq),
-                                incident: Incident(i.clone()),
-                                changed_fields: fields(&ev),
-                                actor: ev.row.actor.clone(),
-                                at: ev.row.created_at,
-                            })
-                        })
-                    }
-                    _ => None,
-                },
-            };
-            async move { out }
-        }))
+        feed(ctx, after, move |ev| {
+            if ev.row.kind != EventKind::IncidentChanged.as_str() {
+                return None;
+            }
+            let i = ev.incident.as_ref()?;
+            let keep =
+                f.min_severity.is_none_or(|m| i.severity >= m) && incident_id.is_none_or(|id| id == i.id);
+            keep.then(|| IncidentChangedEvent {
+                cursor: cursor::encode(ev.row.seq),
+                incident: Incident(i.clone()),
+                changed_fields: fields(ev),
+                actor: ev.row.actor.clone(),
+                at: ev.row.created_at,
+            })
+        })
+        .await
     }
 
     /// Changes to alerts: status, owner, classification, re-sent details.
@@ -222,28 +214,21 @@ impl Subscription {
         let f = filter.unwrap_or_default();
         let incident_id = opt_id(f.incident_id.as_ref())?;
         let alert_id = opt_id(f.alert_id.as_ref())?;
-        let events = feed(ctx, after).await?;
-        Ok(events.filter_map(move |ev| {
-            let out = match ev {
-                Err(e) => Some(Err(e.into())),
-                Ok(ev) => match &ev.alert {
-                    Some(a) if ev.row.kind == EventKind::AlertChanged.as_str() => {
-                        let keep = incident_id.is_none_or(|id| id == a.incident_id)
-                            && alert_id.is_none_or(|id| id == a.id);
-                        keep.then(|| {
-                            Ok(AlertChangedEvent {
-                                cursor: cursor::encode(ev.row.seq),
-                                alert: Alert(a.clone()),
-                                changed_fields: fields(&ev),
-                                actor: ev.row.actor.clone(),
-                                at: ev.row.created_at,
-                            })
-                        })
-                    }
-                    _ => None,
-                },
-            };
-            async move { out }
-        }))
+        feed(ctx, after, move |ev| {
+            if ev.row.kind != EventKind::AlertChanged.as_str() {
+                return None;
+            }
+            let a = ev.alert.as_ref()?;
+            let keep =
+                incident_id.is_none_or(|id| id == a.incident_id) && alert_id.is_none_or(|id| id == a.id);
+            keep.then(|| AlertChangedEvent {
+                cursor: cursor::encode(ev.row.seq),
+                alert: Alert(a.clone()),
+                changed_fields: fields(ev),
+                actor: ev.row.actor.clone(),
+                at: ev.row.created_at,
+            })
+        })
+        .await
     }
 }
