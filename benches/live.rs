@@ -15,7 +15,8 @@
 //! `BENCH_BATCHES` (batches per client, default 25), `BENCH_SUBSCRIBERS` (default 1000),
 //! `BENCH_EVENTS` (alerts ingested one at a time in part 2, default 100), `BENCH_CLIENTS` (concurrent
 //! ingest clients, default 4), `BENCH_KEEP_DB=1` (keep the database for inspection), `BENCH_ANALYZE=0`
-//! (skip the `ANALYZE` after the warm-up, i.e. measure with no planner statistics at all).
+//! (skip the `ANALYZE` after the warm-up, i.e. measure with no planner statistics at all),
+//! `BENCH_SAMPLE_MS` (how often part 1 samples `pg_stat_activity`, default 50).
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::{SinkExt, StreamExt};
@@ -398,8 +399,9 @@ async fn throughput(http: &reqwest::Client, server: &Server, db_url: &str, token
     Ok(())
 }
 
-/// Samples what the run's database sessions are doing (`pg_stat_activity` every 10 ms): a cheap
-/// profile of where ingestion spends its time in PostgreSQL.
+/// Samples what the run's database sessions are doing (`pg_stat_activity` every `BENCH_SAMPLE_MS`,
+/// default 50 ms): a cheap profile of where ingestion spends its time in PostgreSQL. Sampling shares the
+/// machine with what it measures (every 10 ms cost PostgreSQL about 9 % of a core), hence the default.
 struct Sampler {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<HashMap<String, usize>>,
@@ -418,7 +420,7 @@ impl Sampler {
         let task = tokio::spawn(async move {
             use diesel_async::RunQueryDsl;
             let mut counts: HashMap<String, usize> = HashMap::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut tick = tokio::time::interval(Duration::from_millis(sample_ms()));
             loop {
                 tokio::select! {
                     _ = &mut stopped => return counts,
@@ -450,13 +452,18 @@ impl Sampler {
     }
 }
 
+fn sample_ms() -> u64 {
+    env_usize("BENCH_SAMPLE_MS", 50).max(1) as u64
+}
+
 fn print_samples(counts: &HashMap<String, usize>) {
     let samples = counts.get("(samples)").copied().unwrap_or(0).max(1);
     let mut rows: Vec<(&String, &usize)> = counts.iter().filter(|(k, _)| k.as_str() != "(samples)").collect();
     rows.sort_by(|a, b| b.1.cmp(a.1));
     let busy: usize = rows.iter().map(|(_, n)| **n).sum();
     println!(
-        "  database sessions of this run, sampled every 10 ms ({samples} samples, {:.2} sessions busy on average):",
+        "  database sessions of this run, sampled every {} ms ({samples} samples, {:.2} sessions busy on average):",
+        sample_ms(),
         busy as f64 / samples as f64
     );
     for (what, n) in rows.into_iter().take(12) {
@@ -565,6 +572,9 @@ async fn latency(http: &reqwest::Client, server: &Server, ingestor: &str, reader
         }
     }
     drop(tx);
+    // A subscription is live once the server has registered it (graphql-transport-ws acknowledges no
+    // subscribe); an event committed before that is not delivered to it.
+    wait_live_subscribers(http, server.addr, n_subs).await?;
     let connect_secs = opened.elapsed().as_secs_f64();
 
     // Every subscription is registered once each has received a first event.
@@ -656,6 +666,26 @@ async fn latency(http: &reqwest::Client, server: &Server, ingestor: &str, reader
 }
 
 /// Waits until `n` subscribers have received the event for `id`; returns their arrival times.
+/// Waits until the server's `/metrics` counts `n` live subscribers.
+async fn wait_live_subscribers(http: &reqwest::Client, addr: SocketAddr, n: usize) -> AnyResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = http.get(format!("http://{addr}/metrics")).send().await?.text().await?;
+        let live = text
+            .lines()
+            .find_map(|l| l.strip_prefix("parapet_live_subscribers "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        if live >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("only {live} of {n} subscriptions went live").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn collect(
     rx: &mut mpsc::UnboundedReceiver<(String, Instant)>,
     id: &str,

@@ -340,6 +340,7 @@ async fn readyz(State(s): State<HttpState>) -> Response {
 }
 
 async fn metrics_text(State(s): State<HttpState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics::render(Some(&s.app.pool)))
-        .into_response()
+    let subscribers = s.app.hub.subscribers_total().await;
+    let text = metrics::render(Some(&s.app.pool), subscribers);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

@@ -107,8 +107,9 @@ fn sanitize(name: &str) -> String {
     }
 }
 
-/// The Prometheus text exposition of every metric, with the pool's current usage.
-pub fn render(pool: Option<&Pool>) -> String {
+/// The Prometheus text exposition of every metric, with the pool's current usage and the number of live
+/// subscribers.
+pub fn render(pool: Option<&Pool>, subscribers: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# HELP parapet_build_info Parapet version.");
     let _ = writeln!(out, "# TYPE parapet_build_info gauge");
@@ -170,6 +171,10 @@ pub fn render(pool: Option<&Pool>) -> String {
     let _ = writeln!(out, "# TYPE parapet_alerts_ingested_total counter");
     let _ = writeln!(out, "parapet_alerts_ingested_total {}", alerts_ingested_total());
 
+    let _ = writeln!(out, "# HELP parapet_live_subscribers GraphQL subscriptions this process is serving.");
+    let _ = writeln!(out, "# TYPE parapet_live_subscribers gauge");
+    let _ = writeln!(out, "parapet_live_subscribers {subscribers}");
+
     if let Some(pool) = pool {
         let s = pool.status();
         let gauges = [
@@ -206,7 +211,7 @@ mod tests {
     #[test]
     fn a_recorded_request_shows_up_with_its_histogram() {
         record_request("MetricsUnitTest", Outcome::Ok, Duration::from_millis(20));
-        let text = render(None);
+        let text = render(None, 0);
         assert!(
             text.contains("parapet_graphql_requests_total{operation=\"MetricsUnitTest\",outcome=\"ok\"} 1")
         );

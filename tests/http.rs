@@ -84,6 +84,7 @@ async fn probes_and_metrics_answer() {
         "parapet_db_pool_max_connections 10",
         "parapet_db_pool_connections ",
         "parapet_db_pool_in_use_connections ",
+        "parapet_live_subscribers 0",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }

@@ -191,3 +191,49 @@ async fn tenants_never_correlate_or_see_each_other() {
         .await;
     assert!(d["alert"].is_null() && d["incident"].is_null());
 }
+
+/// Batches written before their key locks race on providerAlertId: the first to commit creates each
+/// alert and every other batch updates it, never a second row and never an error.
+#[tokio::test]
+async fn concurrent_batches_sending_the_same_alerts_store_each_once() {
+    let app = TestApp::new().await;
+    let t = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let batch: Vec<Value> = (0..10)
+        .map(|i| {
+            url_alert(
+                &format!("dup-{i}"),
+                &format!("u{i}@contoso.com"),
+                "https://evil.example/x",
+                "s@evil.example",
+            )
+        })
+        .collect();
+    let calls = (0..4).map(|k| {
+        let mut b = batch.clone();
+        b.rotate_left(k * 3);
+        let (app, t) = (&app, &t);
+        async move { ingest(app, t, Value::Array(b)).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut ids: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut created = 0;
+    for r in &results {
+        assert_eq!(r["accepted"], 10, "{r}");
+        for item in r["items"].as_array().expect("items") {
+            let status = item["status"].as_str().expect("status");
+            assert!(status == "CREATED" || status == "UPDATED", "{item}");
+            created += usize::from(status == "CREATED");
+            let id = item["alert"]["id"].as_str().expect("id").to_string();
+            let incident = item["alert"]["incident"]["id"].as_str().expect("incident").to_string();
+            let prev = ids.insert(id, incident.clone());
+            assert!(prev.is_none_or(|p| p == incident), "an alert is in one incident");
+        }
+    }
+    assert_eq!(created, 10, "each alert is created exactly once");
+    assert_eq!(ids.len(), 10, "one row per providerAlertId");
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let d =
+        app.ok(&reader, "{ alerts(first: 100) { totalCount } incidents { totalCount } }", json!({})).await;
+    assert_eq!(d["alerts"]["totalCount"], 10);
+    assert_eq!(d["incidents"]["totalCount"], 1, "the shared URL correlates them all");
+}

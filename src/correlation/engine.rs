@@ -1,6 +1,7 @@
-//! Placing one validated alert: key hygiene, candidate incidents, then create, join or merge. Runs inside
-//! the batch's transaction after the batch's key locks are held, so two alerts that share a key never
-//! decide at the same time.
+//! Placing validated alerts: key hygiene, candidate incidents, then create, join or merge. A batch's new
+//! alerts are written first (`stage`) and the stored alerts sharing their keys read (`preread`), both
+//! before the batch's key locks; deciding and recording where each alert goes runs under the locks, so
+//! two alerts that share a key never decide at the same time.
 
 use super::keys::{is_ignored, Key};
 use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident, Tenant};
@@ -12,7 +13,7 @@ use crate::incidents::{self, CORRELATION_ACTOR};
 use crate::ingest::validate::PreparedAlert;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// A key skipped by hygiene, as stored in `alerts.correlation_skipped`.
@@ -97,14 +98,77 @@ impl Batch {
     }
 }
 
+/// A new alert written before the batch took its key locks: its id, and the id of the incident it creates
+/// if nothing correlates (until correlation decides, the row points there).
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    alert_id: Uuid,
+    incident_id: Uuid,
+}
+
+/// Writes the batch's new alerts, with their evidence and keys, before the batch takes its key locks, so
+/// the locked part of ingestion only decides and records where they go. An item is new when it is the
+/// first of its providerAlertId in the batch and none is stored; returns, per item, what was staged
+/// (`None` for re-sends, which are updated under the locks). Nothing staged is visible to other
+/// transactions before commit, and correlation queries skip staged alerts until they are placed.
+pub async fn stage(
+    conn: &mut crate::db::Conn,
+    tenant_id: &str,
+    items: &[&PreparedAlert],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Option<Staged>>> {
+    let mut seen = BTreeSet::new();
+    let mut rows = vec![];
+    let mut planned: Vec<Option<Staged>> = Vec::with_capacity(items.len());
+    for p in items {
+        if !seen.insert((&p.service_source, &p.provider_alert_id)) {
+            planned.push(None);
+            continue;
+        }
+        let s = Staged { alert_id: Uuid::now_v7(), incident_id: Uuid::now_v7() };
+        let kind = CorrelationKind::NewIncident;
+        rows.push(alert_row(
+            tenant_id,
+            s.alert_id,
+            s.incident_id,
+            p,
+            p.activity_at(now),
+            now,
+            kind,
+            &[],
+            &[],
+            None,
+        )?);
+        planned.push(Some(s));
+    }
+    let inserted: HashSet<Uuid> = alert_q::insert_new(conn, &mut rows).await?.into_iter().collect();
+    let mut evidence = vec![];
+    let mut keys = vec![];
+    let staged: Vec<Option<Staged>> =
+        planned.into_iter().map(|s| s.filter(|s| inserted.contains(&s.alert_id))).collect();
+    for (p, s) in items.iter().zip(&staged) {
+        if let Some(s) = s {
+            let (ev, ks) = evidence_rows(tenant_id, s.alert_id, p, p.activity_at(now), now);
+            evidence.extend(ev);
+            keys.extend(ks);
+        }
+    }
+    q::insert_evidence(conn, &evidence).await?;
+    q::insert_keys(conn, &keys).await?;
+    Ok(staged)
+}
+
 /// Places a batch's alerts (new or re-sent) set-based: one query finds the alerts sent before, one the
 /// stored alerts that share any of the batch's keys, one locks the incidents involved; the alerts are then
-/// correlated in memory, in order (each one sees the ones before it), and written with one insert per
-/// table. Items that repeat a providerAlertId start a new round, so a repeat updates what came before.
+/// correlated in memory, in order (each one sees the ones before it), and their placement written with one
+/// statement per table. `staged` is what `stage` wrote. Items that repeat a providerAlertId start a new
+/// round, so a repeat updates what came before.
 pub async fn place_all(
     conn: &mut crate::db::Conn,
     tenant: &Tenant,
     items: &[&PreparedAlert],
+    staged: &[Option<Staged>],
+    mut preread: Option<Preread>,
     now: DateTime<Utc>,
     batch: &mut Batch,
 ) -> AppResult<Vec<Placement>> {
@@ -116,10 +180,106 @@ pub async fn place_all(
         while end < items.len() && seen.insert((&items[end].service_source, &items[end].provider_alert_id)) {
             end += 1;
         }
-        out.extend(place_round(conn, tenant, &items[start..end], now, batch).await?);
+        // Staged alerts not placed yet (this round's and later ones') are no carriers to correlate with.
+        let pending: HashSet<Uuid> = staged[start..].iter().flatten().map(|s| s.alert_id).collect();
+        // A pre-read covers the whole batch, which is then a single round.
+        let pre = if start == 0 && end == items.len() { preread.take() } else { None };
+        let round =
+            Round { items: &items[start..end], staged: &staged[start..end], pending: &pending, preread: pre };
+        out.extend(place_round(conn, tenant, round, now, batch).await?);
         start = end;
     }
     Ok(out)
+}
+
+/// The items of one round, what `stage` wrote for them, the staged alerts not placed yet, and the
+/// carriers read before the key locks (for the first round of a batch of new alerts only).
+struct Round<'a, 'b> {
+    items: &'b [&'a PreparedAlert],
+    staged: &'b [Option<Staged>],
+    pending: &'b HashSet<Uuid>,
+    preread: Option<Preread>,
+}
+
+/// Carriers of a batch's keys read before its key locks, and the newest event of that snapshot.
+pub struct Preread {
+    rows: Vec<q::CarrierRow>,
+    seq: i64,
+}
+
+/// One probe per key of `items` outside the ignore list, spanning the union of the items' windows
+/// (`at(i)`: the activity time of item `i`).
+fn span_probes(
+    tenant: &Tenant,
+    items: &[&PreparedAlert],
+    at: impl Fn(usize) -> DateTime<Utc>,
+) -> Vec<q::SpanProbe> {
+    let mut spans: BTreeMap<&Key, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+    for (i, p) in items.iter().enumerate() {
+        let at = at(i);
+        for k in &p.keys {
+            if is_ignored(k, &tenant.correlation_ignore) {
+                continue;
+            }
+            let hours = if k.kind.is_strong() {
+                tenant.strong_key_window_hours
+            } else {
+                tenant.weak_key_window_hours
+            };
+            let w = chrono::Duration::hours(i64::from(hours));
+            let e = spans.entry(k).or_insert((at - w, at + w));
+            e.0 = e.0.min(at - w);
+            e.1 = e.1.max(at + w);
+        }
+    }
+    spans
+        .into_iter()
+        .map(|(k, (lo, hi))| q::SpanProbe { kind: k.kind, value: k.value.clone(), lo, hi })
+        .collect()
+}
+
+/// Batches smaller than this read their carriers under the key locks only.
+const PREREAD_MIN_ITEMS: usize = 10;
+
+/// Reads, before the batch takes its key locks, the stored carriers of its keys, so that under the locks
+/// only what changed since needs reading. Only for a batch of at least `PREREAD_MIN_ITEMS` whose every
+/// item was staged (new, one round); `None` otherwise, and such batches read everything under the locks.
+pub async fn preread(
+    conn: &mut crate::db::Conn,
+    tenant: &Tenant,
+    items: &[&PreparedAlert],
+    staged: &[Option<Staged>],
+    now: DateTime<Utc>,
+) -> AppResult<Option<Preread>> {
+    // A small batch holds its locks briefly anyway; reading twice would only add round trips to it.
+    if items.len() < PREREAD_MIN_ITEMS || staged.iter().any(Option::is_none) {
+        return Ok(None);
+    }
+    let probes = span_probes(tenant, items, |i| items[i].activity_at(now));
+    let cap = i64::from(tenant.max_key_prevalence) + 1 + i64::try_from(staged.len()).unwrap_or(i64::MAX);
+    let (rows, seq) = q::key_carriers_as_of(conn, &tenant.id, &probes, cap).await?;
+    Ok(Some(Preread { rows, seq }))
+}
+
+/// Brings carriers read before the key locks up to date under them. Every change to a carrier that
+/// committed since (an alert placed, moved or re-sent) wrote an event naming the alert after the
+/// snapshot's newest event, since events are numbered in commit order; those alerts are read again.
+async fn refresh(
+    conn: &mut crate::db::Conn,
+    tenant_id: &str,
+    pre: Preread,
+    probes: &[q::SpanProbe],
+    cap: i64,
+) -> AppResult<Vec<q::CarrierRow>> {
+    let Some(changed) = q::alerts_named_since(conn, tenant_id, pre.seq).await? else {
+        // Retention pruned events of the gap (only with a tiny window): read everything again.
+        return Ok(q::key_carriers(conn, tenant_id, probes, &[], cap).await?);
+    };
+    let changed_set: HashSet<Uuid> = changed.iter().copied().collect();
+    let mut rows: Vec<q::CarrierRow> =
+        pre.rows.into_iter().filter(|r| !changed_set.contains(&r.alert_id)).collect();
+    rows.extend(q::key_carriers_among(conn, tenant_id, probes, &changed).await?);
+    Ok(rows)
 }
 
 /// One stored or in-batch alert carrying a key.
@@ -142,6 +302,7 @@ struct MergeOp {
 struct Decided<'a> {
     p: &'a PreparedAlert,
     existing: Option<Alert>,
+    staged: Option<Staged>,
     alert_id: Uuid,
     at: DateTime<Utc>,
     incident_id: Uuid,
@@ -153,49 +314,44 @@ struct Decided<'a> {
 async fn place_round(
     conn: &mut crate::db::Conn,
     tenant: &Tenant,
-    items: &[&PreparedAlert],
+    round: Round<'_, '_>,
     now: DateTime<Utc>,
     batch: &mut Batch,
 ) -> AppResult<Vec<Placement>> {
+    let Round { items, staged, pending, preread } = round;
     let tid = tenant.id.as_str();
     let window = |k: KeyKind| {
         i64::from(if k.is_strong() { tenant.strong_key_window_hours } else { tenant.weak_key_window_hours })
     };
     let max = i64::from(tenant.max_key_prevalence);
 
-    // Alerts sent before.
-    let providers: Vec<&str> = items.iter().map(|p| p.provider_alert_id.as_str()).collect();
-    let mut services: Vec<&str> = items.iter().map(|p| p.service_source.as_str()).collect();
+    // Alerts sent before (staged items are new).
+    let resent: Vec<&PreparedAlert> =
+        items.iter().zip(staged).filter(|(_, s)| s.is_none()).map(|(p, _)| *p).collect();
+    let providers: Vec<&str> = resent.iter().map(|p| p.provider_alert_id.as_str()).collect();
+    let mut services: Vec<&str> = resent.iter().map(|p| p.service_source.as_str()).collect();
     services.sort_unstable();
     services.dedup();
     let mut existing: BTreeMap<(String, String), Alert> = BTreeMap::new();
     for a in alert_q::find_by_providers(conn, tid, &services, &providers).await? {
         existing.insert((a.service_source.clone(), a.provider_alert_id.clone()), a);
     }
-    let prior =
-        |p: &PreparedAlert| existing.get(&(p.service_source.clone(), p.provider_alert_id.clone())).cloned();
+    let prior = |i: usize| match staged[i] {
+        Some(_) => None,
+        None => existing.get(&(items[i].service_source.clone(), items[i].provider_alert_id.clone())).cloned(),
+    };
 
     // Stored alerts sharing a key, inside the union of the round's windows; at most max + 1 per key,
     // since a key carried more often than that is too prevalent to correlate anyway.
-    let mut spans: BTreeMap<Key, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
-    for p in items {
-        let at = p.activity_at(prior(p).map(|a| a.created_at).unwrap_or(now));
-        for k in &p.keys {
-            if is_ignored(k, &tenant.correlation_ignore) {
-                continue;
-            }
-            let w = chrono::Duration::hours(window(k.kind));
-            let e = spans.entry(k.clone()).or_insert((at - w, at + w));
-            e.0 = e.0.min(at - w);
-            e.1 = e.1.max(at + w);
-        }
-    }
+    let probes =
+        span_probes(tenant, items, |i| items[i].activity_at(prior(i).map(|a| a.created_at).unwrap_or(now)));
     let exclude: Vec<Uuid> = existing.values().map(|a| a.id).collect();
-    let probes: Vec<q::SpanProbe> = spans
-        .iter()
-        .map(|(k, (lo, hi))| q::SpanProbe { kind: k.kind, value: k.value.clone(), lo: *lo, hi: *hi })
-        .collect();
-    let stored = q::key_carriers(conn, tid, &probes, &exclude, max + 1).await?;
+    let cap = max + 1 + i64::try_from(pending.len()).unwrap_or(i64::MAX);
+    let stored = match preread {
+        Some(pre) => refresh(conn, tid, pre, &probes, cap).await?,
+        None => q::key_carriers(conn, tid, &probes, &exclude, cap).await?,
+    };
+    let stored: Vec<q::CarrierRow> = stored.into_iter().filter(|r| !pending.contains(&r.alert_id)).collect();
 
     // Lock every incident involved, in id order, and see them as they are now.
     let mut lock_ids: Vec<Uuid> = stored.iter().map(|r| r.incident_id).collect();
@@ -238,9 +394,14 @@ async fn place_round(
     let mut created: Vec<Uuid> = vec![];
     let mut merges: Vec<MergeOp> = vec![];
     let mut decided: Vec<Decided> = Vec::with_capacity(items.len());
-    for p in items {
-        let existing = prior(p);
-        let alert_id = existing.as_ref().map(|a| a.id).unwrap_or_else(Uuid::now_v7);
+    for (i, p) in items.iter().enumerate() {
+        let existing = prior(i);
+        let alert_id = match (&existing, staged[i]) {
+            (Some(e), _) => e.id,
+            (None, Some(s)) => s.alert_id,
+            // Not staged, yet not found: the row that blocked staging is gone; start over.
+            (None, None) => return Err(AppError::Transient("a re-sent alert vanished".into())),
+        };
         let at = p.activity_at(existing.as_ref().map(|a| a.created_at).unwrap_or(now));
         let mut skipped = vec![];
         let mut rows = vec![];
@@ -292,7 +453,8 @@ async fn place_round(
                     ((*best).clone(), CorrelationKind::Joined, keys)
                 }
                 None => {
-                    let inc = new_incident(tid, p, now);
+                    let id = staged[i].map_or_else(Uuid::now_v7, |s| s.incident_id);
+                    let inc = new_incident(tid, id, p, now);
                     batch.touch(&inc, true);
                     created.push(inc.id);
                     (inc, CorrelationKind::NewIncident, vec![])
@@ -337,16 +499,55 @@ async fn place_round(
                 policy: p.alert_policy.clone(),
             });
         }
-        decided.push(Decided { p, existing, alert_id, at, incident_id: target.id, kind, matched, skipped });
+        decided.push(Decided {
+            p,
+            existing,
+            staged: staged[i],
+            alert_id,
+            at,
+            incident_id: target.id,
+            kind,
+            matched,
+            skipped,
+        });
     }
 
-    // Write: new incidents, then merges (they move stored alerts), then the round's alerts and keys.
+    // Write: new incidents; where the staged alerts went (before the merges, which move only alerts stored
+    // before this round, as each alert of the round records its own placement); the merges; then re-sends.
     let new_rows: Vec<Incident> = created
         .iter()
         .filter_map(|id| incidents.get(id))
         .map(|i| Incident { status: IncidentStatus::Active, ..i.clone() })
         .collect();
     q::insert_incidents(conn, &new_rows).await?;
+    let mut rows = Vec::with_capacity(decided.len());
+    for d in &decided {
+        let final_incident = batch.resolve(d.incident_id);
+        let kind = if final_incident != d.incident_id && d.existing.is_none() {
+            CorrelationKind::Merged
+        } else {
+            d.kind
+        };
+        rows.push(alert_row(
+            tid,
+            d.alert_id,
+            final_incident,
+            d.p,
+            d.at,
+            now,
+            kind,
+            &d.matched,
+            &d.skipped,
+            d.existing.as_ref(),
+        )?);
+    }
+    let placed: Vec<&Alert> = decided
+        .iter()
+        .zip(&rows)
+        .filter(|(d, row)| d.staged.is_some_and(|s| !as_staged(s, d, row)))
+        .map(|(_, row)| row)
+        .collect();
+    alert_q::set_correlation_many(conn, tid, &placed).await?;
     let mut targets = BTreeSet::new();
     for m in &merges {
         let mut scratch = incidents.get(&m.target).cloned().unwrap_or_else(|| m.source.clone());
@@ -370,28 +571,11 @@ async fn place_round(
         }
     }
 
-    let mut new_alerts = vec![];
     let mut keys = vec![];
     let mut placements = Vec::with_capacity(decided.len());
-    for d in decided {
-        let final_incident = batch.resolve(d.incident_id);
-        let kind = if final_incident != d.incident_id && d.existing.is_none() {
-            CorrelationKind::Merged
-        } else {
-            d.kind
-        };
-        let row = alert_row(
-            tid,
-            d.alert_id,
-            final_incident,
-            d.p,
-            d.at,
-            now,
-            kind,
-            &d.matched,
-            &d.skipped,
-            d.existing.as_ref(),
-        )?;
+    for (d, row) in decided.into_iter().zip(rows) {
+        let final_incident = row.incident_id;
+        let kind = row.correlation_kind;
         match &d.existing {
             Some(e) => {
                 alert_q::update_from_source(conn, &row).await?;
@@ -403,6 +587,9 @@ async fn place_round(
                     CORRELATION_ACTOR,
                     &changed,
                 ));
+                let (ev, ks) = evidence_rows(tid, d.alert_id, d.p, d.at, now);
+                batch.evidence.extend(ev);
+                keys.extend(ks);
             }
             None => {
                 let how = match d.kind {
@@ -430,12 +617,8 @@ async fn place_round(
                     kind,
                     &d.matched,
                 ));
-                new_alerts.push(row);
             }
         }
-        let (ev, ks) = evidence_rows(tid, d.alert_id, d.p, d.at, now);
-        batch.evidence.extend(ev);
-        keys.extend(ks);
         placements.push(Placement {
             alert_id: d.alert_id,
             incident_id: d.incident_id,
@@ -444,9 +627,16 @@ async fn place_round(
             matched: d.matched,
         });
     }
-    alert_q::insert_many(conn, &new_alerts).await?;
     q::insert_keys(conn, &keys).await?;
     Ok(placements)
+}
+
+/// Whether a staged alert ended where `stage` put it: in the incident it created, nothing matched or skipped.
+fn as_staged(s: Staged, d: &Decided, row: &Alert) -> bool {
+    row.incident_id == s.incident_id
+        && row.correlation_kind == CorrelationKind::NewIncident
+        && d.matched.is_empty()
+        && d.skipped.is_empty()
 }
 
 /// A key an open incident shares with the alert being placed.
@@ -621,10 +811,10 @@ fn alert_changes(a: &Alert, b: &Alert) -> Vec<&'static str> {
     out
 }
 
-fn new_incident(tid: &str, p: &PreparedAlert, now: DateTime<Utc>) -> Incident {
+fn new_incident(tid: &str, id: Uuid, p: &PreparedAlert, now: DateTime<Utc>) -> Incident {
     Incident {
         tenant_id: tid.to_string(),
-        id: Uuid::now_v7(),
+        id,
         display_name: p.title.clone(),
         display_name_custom: false,
         severity: p.severity,
@@ -689,6 +879,8 @@ fn alert_row(
         correlation_matched: serde_json::to_value(matched)?,
         correlation_skipped: serde_json::to_value(skipped)?,
         correlated_at: now,
+        mailboxes: p.mailboxes(),
+        malicious_evidence: p.malicious_evidence(),
     };
     Ok(match existing {
         None => base,

@@ -87,6 +87,10 @@ pub struct Alert {
     pub correlation_matched: serde_json::Value,
     pub correlation_skipped: serde_json::Value,
     pub correlated_at: DateTime<Utc>,
+    /// The distinct mailboxes among the alert's keys (what incident roll-ups count).
+    pub mailboxes: Vec<String>,
+    /// How many of the alert's evidence rows are malicious.
+    pub malicious_evidence: i32,
 }
 
 /// An evidence row; `data` holds the kind's own fields as JSON.

@@ -71,6 +71,8 @@ diesel::table! {
         correlation_matched -> Jsonb,
         correlation_skipped -> Jsonb,
         correlated_at -> Timestamptz,
+        mailboxes -> Array<Text>,
+        malicious_evidence -> Int4,
     }
 }
 

@@ -74,6 +74,11 @@ impl Hub {
         self.inner.feeds.lock().await.get(tenant_id).map_or(0, |f| f.tx.receiver_count())
     }
 
+    /// Live subscribers of this process, over every tenant.
+    pub async fn subscribers_total(&self) -> usize {
+        self.inner.feeds.lock().await.values().map(|f| f.tx.receiver_count()).sum()
+    }
+
     fn start(&self) {
         if self.inner.started.swap(true, Ordering::SeqCst) {
             return;

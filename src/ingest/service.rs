@@ -1,10 +1,11 @@
-//! The ingestion service: validates a batch, then places every good alert in one transaction holding the
-//! batch's key locks. The whole batch commits before any item is acknowledged.
+//! The ingestion service: validates a batch, then, in one transaction, writes its new alerts and places
+//! every good alert while holding the batch's key locks. The whole batch commits before any item is
+//! acknowledged.
 
 use super::input::AlertInput;
 use super::validate::{prepare, PreparedAlert};
 use crate::auth::{Caller, Role};
-use crate::correlation::engine::{place_all, Batch, Placement};
+use crate::correlation::engine::{place_all, preread, stage, Batch, Placement};
 use crate::correlation::keys::lock_id;
 use crate::db::queries::{correlation as q, tenants};
 use crate::db::Pool;
@@ -60,12 +61,16 @@ pub async fn ingest_alerts(
             attempt += 1;
             let result = conn
                 .transaction::<_, AppError, _>(async |conn| {
-                    q::lock_keys(conn, &lock_ids).await?;
-                    let tenant = tenants::get(conn, tid).await?;
                     let now = chrono::Utc::now();
-                    let mut batch = Batch::default();
                     let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
-                    let mut out = place_all(conn, &tenant, &items, now, &mut batch).await?;
+                    // Writing the new alerts and reading what their keys match need no lock; deciding
+                    // where they go does, and then reads only what changed meanwhile.
+                    let staged = stage(conn, tid, &items, now).await?;
+                    let tenant = tenants::get(conn, tid).await?;
+                    let pre = preread(conn, &tenant, &items, &staged, now).await?;
+                    q::lock_keys(conn, &lock_ids).await?;
+                    let mut batch = Batch::default();
+                    let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
                     // Report where each alert ended the batch (a later alert may have merged its incident).
                     for p in &mut out {
                         p.incident_id = batch.resolve(p.incident_id);

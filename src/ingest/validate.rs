@@ -50,6 +50,17 @@ impl PreparedAlert {
     pub fn activity_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         self.last_activity_at.or(self.first_activity_at).unwrap_or(now)
     }
+
+    /// The distinct mailboxes among the keys, sorted.
+    pub fn mailboxes(&self) -> Vec<String> {
+        self.keys.iter().filter(|k| k.kind == KeyKind::Mailbox).map(|k| k.value.clone()).collect()
+    }
+
+    /// How many pieces of evidence are malicious.
+    pub fn malicious_evidence(&self) -> i32 {
+        let n = self.evidence.iter().filter(|e| e.verdict == Verdict::Malicious).count();
+        i32::try_from(n).unwrap_or(i32::MAX)
+    }
 }
 
 /// A validated piece of evidence.

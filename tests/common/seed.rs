@@ -68,6 +68,8 @@ pub fn alert(inc: &Incident, title: &str, severity: Severity) -> Alert {
         correlation_matched: serde_json::json!([]),
         correlation_skipped: serde_json::json!([]),
         correlated_at: now,
+        mailboxes: vec![],
+        malicious_evidence: 0,
     }
 }
 
@@ -110,6 +112,22 @@ pub async fn insert_alerts(app: &super::TestApp, rows: &[Alert]) {
 pub async fn insert_evidence(app: &super::TestApp, rows: &[Evidence]) {
     let mut conn = app.state.pool.get().await.expect("conn");
     diesel::insert_into(evidence::table).values(rows).execute(&mut conn).await.expect("insert evidence");
+    refresh_rollup_inputs(&mut conn).await;
+}
+
+/// Sets each alert's mailboxes and malicious-evidence count from its keys and evidence, as ingestion
+/// does, so roll-ups of seeded incidents count what was seeded.
+async fn refresh_rollup_inputs(conn: &mut parapet::db::Conn) {
+    diesel::sql_query(
+        "UPDATE alerts a SET \
+             mailboxes = COALESCE((SELECT array_agg(DISTINCT k.value ORDER BY k.value) FROM alert_keys k \
+                 WHERE k.tenant_id = a.tenant_id AND k.alert_id = a.id AND k.kind = 'MAILBOX'), '{}'), \
+             malicious_evidence = (SELECT count(*) FROM evidence e \
+                 WHERE e.tenant_id = a.tenant_id AND e.alert_id = a.id AND e.verdict = 'MALICIOUS')",
+    )
+    .execute(conn)
+    .await
+    .expect("refresh roll-up inputs");
 }
 
 /// Shifts a timestamp by hours, for ordering tests.
@@ -183,6 +201,7 @@ pub async fn insert_keys(app: &super::TestApp, rows: &[parapet::db::models::Aler
         .execute(&mut conn)
         .await
         .expect("insert keys");
+    refresh_rollup_inputs(&mut conn).await;
 }
 
 /// A comment on an incident or an alert, written at `at`.

@@ -19,11 +19,52 @@ pub async fn find(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Opt
     alerts::table.find((tenant_id, id)).select(Alert::as_select()).first(conn).await.optional()
 }
 
-/// Inserts new alerts (in chunks, to stay under PostgreSQL's bind-parameter limit).
-pub async fn insert_many(conn: &mut Conn, rows: &[Alert]) -> QueryResult<()> {
+/// Inserts new alerts, skipping any whose providerAlertId (or id) is stored already; returns the ids it
+/// inserted. Rows go in (service source, provider id) order, so two batches racing over the same ids wait
+/// for each other in one order rather than deadlock.
+pub async fn insert_new(conn: &mut Conn, rows: &mut [Alert]) -> QueryResult<Vec<Uuid>> {
+    rows.sort_by(|a, b| {
+        (&a.service_source, &a.provider_alert_id).cmp(&(&b.service_source, &b.provider_alert_id))
+    });
+    let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(1000) {
-        diesel::insert_into(alerts::table).values(chunk).execute(conn).await?;
+        out.extend(
+            diesel::insert_into(alerts::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .returning(alerts::id)
+                .get_results::<Uuid>(conn)
+                .await?,
+        );
     }
+    Ok(out)
+}
+
+/// Writes where correlation placed these alerts and why: incident, kind, matched and skipped keys.
+pub async fn set_correlation_many(conn: &mut Conn, tenant_id: &str, rows: &[&Alert]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Jsonb, Text, Uuid as SqlUuid};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|a| a.id).collect();
+    let incidents: Vec<Uuid> = rows.iter().map(|a| a.incident_id).collect();
+    let kinds: Vec<&str> = rows.iter().map(|a| a.correlation_kind.as_str()).collect();
+    let matched: Vec<&serde_json::Value> = rows.iter().map(|a| &a.correlation_matched).collect();
+    let skipped: Vec<&serde_json::Value> = rows.iter().map(|a| &a.correlation_skipped).collect();
+    diesel::sql_query(
+        "UPDATE alerts a SET incident_id = u.inc, correlation_kind = u.kind, correlation_matched = u.matched, \
+             correlation_skipped = u.skipped \
+         FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) AS u(id, inc, kind, matched, skipped) \
+         WHERE a.tenant_id = $1 AND a.id = u.id",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<SqlUuid>, _>(incidents)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Jsonb>, _>(matched)
+    .bind::<Array<Jsonb>, _>(skipped)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -73,6 +114,8 @@ pub async fn update_from_source(conn: &mut Conn, a: &Alert) -> QueryResult<()> {
             alerts::last_activity_at.eq(a.last_activity_at),
             alerts::activity_at.eq(a.activity_at),
             alerts::last_update_at.eq(a.last_update_at),
+            alerts::mailboxes.eq(&a.mailboxes),
+            alerts::malicious_evidence.eq(a.malicious_evidence),
         ))
         .execute(conn)
         .await?;

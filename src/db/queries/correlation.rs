@@ -65,6 +65,31 @@ pub struct CarrierRow {
     pub alert_policy: Option<String>,
 }
 
+/// For each probe (as `u`), up to `$7` stored alerts carrying the key inside its span, leaving out `$6`.
+const CARRIERS: &str = "SELECT u.kind, u.value, m.alert_id, m.activity_at, a.incident_id, a.alert_policy \
+     FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(kind, value, lo, hi) \
+     CROSS JOIN LATERAL (SELECT k.alert_id, k.activity_at FROM alert_keys k \
+         WHERE k.tenant_id = $1 AND k.kind = u.kind AND k.value = u.value \
+           AND k.activity_at BETWEEN u.lo AND u.hi AND NOT (k.alert_id = ANY($6)) LIMIT $7) m \
+     JOIN alerts a ON a.tenant_id = $1 AND a.id = m.alert_id";
+
+/// Probes as the parallel arrays the queries unnest.
+struct ProbeArrays<'a> {
+    kinds: Vec<&'a str>,
+    values: Vec<&'a str>,
+    los: Vec<DateTime<Utc>>,
+    his: Vec<DateTime<Utc>>,
+}
+
+fn probe_arrays(probes: &[SpanProbe]) -> ProbeArrays<'_> {
+    ProbeArrays {
+        kinds: probes.iter().map(|p| p.kind.as_str()).collect(),
+        values: probes.iter().map(|p| p.value.as_str()).collect(),
+        los: probes.iter().map(|p| p.lo).collect(),
+        his: probes.iter().map(|p| p.hi).collect(),
+    }
+}
+
 /// For each probe, up to `cap` stored alerts carrying the key inside its span (leaving out `exclude`).
 pub async fn key_carriers(
     conn: &mut Conn,
@@ -76,25 +101,137 @@ pub async fn key_carriers(
     if probes.is_empty() {
         return Ok(vec![]);
     }
-    let kinds: Vec<String> = probes.iter().map(|p| p.kind.as_str().to_string()).collect();
-    let values: Vec<String> = probes.iter().map(|p| p.value.clone()).collect();
-    let los: Vec<DateTime<Utc>> = probes.iter().map(|p| p.lo).collect();
-    let his: Vec<DateTime<Utc>> = probes.iter().map(|p| p.hi).collect();
+    let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
+    diesel::sql_query(CARRIERS)
+        .bind::<Text, _>(tenant_id)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Text>, _>(values)
+        .bind::<Array<Timestamptz>, _>(los)
+        .bind::<Array<Timestamptz>, _>(his)
+        .bind::<Array<SqlUuid>, _>(exclude)
+        .bind::<Int8, _>(cap)
+        .load(conn)
+        .await
+}
+
+/// A `CarrierRow` of `key_carriers_as_of`, with the snapshot's newest event; the carrier columns are
+/// empty on the one row returned when no alert carries any key.
+#[derive(Debug, Clone, QueryableByName)]
+struct SnapshotRow {
+    #[diesel(sql_type = Int8)]
+    seq: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    kind: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    alert_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    activity_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    incident_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    alert_policy: Option<String>,
+}
+
+/// `key_carriers`, and the tenant's newest event sequence number, both as of one snapshot: every change
+/// to a carrier that commits later writes an event after that number.
+pub async fn key_carriers_as_of(
+    conn: &mut Conn,
+    tenant_id: &str,
+    probes: &[SpanProbe],
+    cap: i64,
+) -> QueryResult<(Vec<CarrierRow>, i64)> {
+    let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
+    let rows: Vec<SnapshotRow> = diesel::sql_query(format!(
+        "WITH s AS (SELECT COALESCE(max(seq), 0) AS seq FROM events WHERE tenant_id = $1), c AS ({CARRIERS}) \
+         SELECT s.seq, c.kind, c.value, c.alert_id, c.activity_at, c.incident_id, c.alert_policy \
+         FROM s LEFT JOIN c ON true"
+    ))
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Text>, _>(values)
+    .bind::<Array<Timestamptz>, _>(los)
+    .bind::<Array<Timestamptz>, _>(his)
+    .bind::<Array<SqlUuid>, _>(Vec::<Uuid>::new())
+    .bind::<Int8, _>(cap)
+    .load(conn)
+    .await?;
+    let seq = rows.as_slice().first().map_or(0, |r| r.seq);
+    let carriers = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(CarrierRow {
+                kind: r.kind?,
+                value: r.value?,
+                alert_id: r.alert_id?,
+                activity_at: r.activity_at?,
+                incident_id: r.incident_id?,
+                alert_policy: r.alert_policy,
+            })
+        })
+        .collect();
+    Ok((carriers, seq))
+}
+
+#[derive(QueryableByName)]
+struct AlertIdRow {
+    #[diesel(sql_type = SqlUuid)]
+    alert_id: Uuid,
+}
+
+/// The alerts that events after `seq` name (placed, moved or changed since), or `None` when retention
+/// may have pruned some of those events.
+pub async fn alerts_named_since(
+    conn: &mut Conn,
+    tenant_id: &str,
+    seq: i64,
+) -> QueryResult<Option<Vec<Uuid>>> {
+    use crate::db::schema::event_watermarks;
+    let pruned: Option<i64> = event_watermarks::table
+        .find(tenant_id)
+        .select(event_watermarks::pruned_through)
+        .first(conn)
+        .await
+        .optional()?;
+    if pruned.is_some_and(|p| p > seq) {
+        return Ok(None);
+    }
+    let rows: Vec<AlertIdRow> = diesel::sql_query(
+        "SELECT DISTINCT alert_id FROM events WHERE tenant_id = $1 AND seq > $2 AND alert_id IS NOT NULL",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Int8, _>(seq)
+    .load(conn)
+    .await?;
+    Ok(Some(rows.into_iter().map(|r| r.alert_id).collect()))
+}
+
+/// Among `alert_ids`, the alerts carrying a probed key inside its span.
+pub async fn key_carriers_among(
+    conn: &mut Conn,
+    tenant_id: &str,
+    probes: &[SpanProbe],
+    alert_ids: &[Uuid],
+) -> QueryResult<Vec<CarrierRow>> {
+    if probes.is_empty() || alert_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
     diesel::sql_query(
-        "SELECT u.kind, u.value, m.alert_id, m.activity_at, a.incident_id, a.alert_policy \
-         FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(kind, value, lo, hi) \
-         CROSS JOIN LATERAL (SELECT k.alert_id, k.activity_at FROM alert_keys k \
-             WHERE k.tenant_id = $1 AND k.kind = u.kind AND k.value = u.value \
-               AND k.activity_at BETWEEN u.lo AND u.hi AND NOT (k.alert_id = ANY($6)) LIMIT $7) m \
-         JOIN alerts a ON a.tenant_id = $1 AND a.id = m.alert_id",
+        "SELECT u.kind, u.value, k.alert_id, k.activity_at, a.incident_id, a.alert_policy \
+         FROM alert_keys k \
+         JOIN unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(kind, value, lo, hi) \
+           ON u.kind = k.kind AND u.value = k.value AND k.activity_at BETWEEN u.lo AND u.hi \
+         JOIN alerts a ON a.tenant_id = $1 AND a.id = k.alert_id \
+         WHERE k.tenant_id = $1 AND k.alert_id = ANY($6)",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Array<Text>, _>(kinds)
     .bind::<Array<Text>, _>(values)
     .bind::<Array<Timestamptz>, _>(los)
     .bind::<Array<Timestamptz>, _>(his)
-    .bind::<Array<SqlUuid>, _>(exclude)
-    .bind::<Int8, _>(cap)
+    .bind::<Array<SqlUuid>, _>(alert_ids)
     .load(conn)
     .await
 }

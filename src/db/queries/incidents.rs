@@ -78,29 +78,7 @@ impl IncidentStats {
 
 /// Aggregates of an incident's alerts.
 pub async fn stats(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<IncidentStats> {
-    diesel::sql_query(
-        "WITH a AS (SELECT * FROM alerts WHERE tenant_id = $1 AND incident_id = $2), \
-              m AS (SELECT DISTINCT k.value FROM alert_keys k JOIN a ON k.tenant_id = $1 AND k.alert_id = a.id \
-                    WHERE k.kind = 'MAILBOX') \
-         SELECT (SELECT count(*) FROM a)::int4 AS alerts, \
-                (SELECT count(*) FROM a WHERE status <> 'RESOLVED')::int4 AS open_alerts, \
-                (SELECT COALESCE(max(CASE severity WHEN 'HIGH' THEN 4 WHEN 'MEDIUM' THEN 3 WHEN 'LOW' THEN 2 \
-                        WHEN 'INFORMATIONAL' THEN 1 ELSE 0 END), 0) FROM a)::int4 AS severity_rank, \
-                (SELECT count(DISTINCT title) FROM a)::int4 AS titles, \
-                (SELECT min(title) FROM a) AS a_title, \
-                (SELECT count(DISTINCT alert_policy) FROM a)::int4 AS policies, \
-                (SELECT count(DISTINCT service_source) FROM a)::int4 AS sources, \
-                (SELECT COALESCE(array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL), '{}') FROM a) \
-                    AS categories, \
-                (SELECT count(*) FROM m)::int4 AS mailboxes, \
-                (SELECT min(value) FROM m) AS a_mailbox, \
-                (SELECT count(*) FROM evidence e JOIN a ON e.tenant_id = $1 AND e.alert_id = a.id \
-                    WHERE e.verdict = 'MALICIOUS')::int4 AS malicious_evidence",
-    )
-    .bind::<diesel::sql_types::Text, _>(tenant_id)
-    .bind::<diesel::sql_types::Uuid, _>(id)
-    .get_result(conn)
-    .await
+    Ok(stats_many(conn, tenant_id, &[id]).await?.pop().map_or_else(IncidentStats::empty, |r| r.stats))
 }
 
 /// An incident's id with the aggregates of its alerts.
@@ -123,13 +101,13 @@ pub async fn stats_many(
     if ids.is_empty() {
         return Ok(vec![]);
     }
+    // Reads only the incidents' alert rows: each carries its mailboxes and malicious-evidence count.
     diesel::sql_query(
-        "WITH a AS (SELECT * FROM alerts WHERE tenant_id = $1 AND incident_id = ANY($2)), \
-              m AS (SELECT a.incident_id, count(DISTINCT k.value) AS n, min(k.value) AS one \
-                    FROM alert_keys k JOIN a ON k.tenant_id = $1 AND k.alert_id = a.id \
-                    WHERE k.kind = 'MAILBOX' GROUP BY a.incident_id), \
-              e AS (SELECT a.incident_id, count(*) AS n FROM evidence e JOIN a ON e.tenant_id = $1 AND e.alert_id = a.id \
-                    WHERE e.verdict = 'MALICIOUS' GROUP BY a.incident_id), \
+        "WITH a AS (SELECT incident_id, status, severity, title, alert_policy, service_source, category, \
+                           mailboxes, malicious_evidence \
+                    FROM alerts WHERE tenant_id = $1 AND incident_id = ANY($2)), \
+              m AS (SELECT a.incident_id, count(DISTINCT v) AS n, min(v) AS one \
+                    FROM a CROSS JOIN LATERAL unnest(a.mailboxes) AS v GROUP BY a.incident_id), \
               s AS (SELECT incident_id, count(*)::int4 AS alerts, \
                            (count(*) FILTER (WHERE status <> 'RESOLVED'))::int4 AS open_alerts, \
                            COALESCE(max(CASE severity WHEN 'HIGH' THEN 4 WHEN 'MEDIUM' THEN 3 WHEN 'LOW' THEN 2 \
@@ -137,12 +115,12 @@ pub async fn stats_many(
                            count(DISTINCT title)::int4 AS titles, min(title) AS a_title, \
                            count(DISTINCT alert_policy)::int4 AS policies, \
                            count(DISTINCT service_source)::int4 AS sources, \
-                           COALESCE(array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL), '{}') AS categories \
+                           COALESCE(array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL), '{}') AS categories, \
+                           sum(malicious_evidence)::int4 AS malicious_evidence \
                     FROM a GROUP BY incident_id) \
          SELECT s.incident_id, s.alerts, s.open_alerts, s.severity_rank, s.titles, s.a_title, s.policies, s.sources, \
-                s.categories, COALESCE(m.n, 0)::int4 AS mailboxes, m.one AS a_mailbox, \
-                COALESCE(e.n, 0)::int4 AS malicious_evidence \
-         FROM s LEFT JOIN m ON m.incident_id = s.incident_id LEFT JOIN e ON e.incident_id = s.incident_id",
+                s.categories, COALESCE(m.n, 0)::int4 AS mailboxes, m.one AS a_mailbox, s.malicious_evidence \
+         FROM s LEFT JOIN m ON m.incident_id = s.incident_id",
     )
     .bind::<diesel::sql_types::Text, _>(tenant_id)
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
