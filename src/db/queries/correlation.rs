@@ -218,13 +218,20 @@ pub async fn key_carriers_among(
         return Ok(vec![]);
     }
     let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
+    // Each `OFFSET 0` keeps the planner from flattening a subquery: every named alert and its keys are then
+    // read by primary key, whatever the tables' size (a join on `= ANY` chose whole-table scans), and the
+    // probes are hashed once.
     diesel::sql_query(
-        "SELECT u.kind, u.value, k.alert_id, k.activity_at, a.incident_id, a.alert_policy \
-         FROM alert_keys k \
+        "SELECT u.kind, u.value, ck.alert_id, ck.activity_at, ck.incident_id, ck.alert_policy \
+         FROM (SELECT k.alert_id, k.kind, k.value, k.activity_at, a.incident_id, a.alert_policy \
+               FROM unnest($6::uuid[]) AS c(id) \
+               CROSS JOIN LATERAL (SELECT incident_id, alert_policy FROM alerts \
+                                   WHERE tenant_id = $1 AND id = c.id OFFSET 0) a \
+               CROSS JOIN LATERAL (SELECT alert_id, kind, value, activity_at FROM alert_keys \
+                                   WHERE tenant_id = $1 AND alert_id = c.id OFFSET 0) k \
+               OFFSET 0) ck \
          JOIN unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(kind, value, lo, hi) \
-           ON u.kind = k.kind AND u.value = k.value AND k.activity_at BETWEEN u.lo AND u.hi \
-         JOIN alerts a ON a.tenant_id = $1 AND a.id = k.alert_id \
-         WHERE k.tenant_id = $1 AND k.alert_id = ANY($6)",
+           ON u.kind = ck.kind AND u.value = ck.value AND ck.activity_at BETWEEN u.lo AND u.hi",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Array<Text>, _>(kinds)

@@ -145,13 +145,15 @@ pub async fn save_derived_many(conn: &mut Conn, tenant_id: &str, rows: &[Inciden
     let stamps: Vec<DateTime<Utc>> = rows.iter().map(|i| i.last_update_at).collect();
     let by: Vec<&str> = rows.iter().map(|i| i.last_modified_by.as_deref().unwrap_or("")).collect();
     let versions: Vec<i32> = rows.iter().map(|i| i.version).collect();
+    // `i.id = ANY($2)` repeats the join so the incidents are found by primary key (joined to the unnest
+    // alone, the planner scanned the whole table).
     diesel::sql_query(
         "UPDATE incidents i SET display_name = u.name, severity = u.sev, priority_score = u.score, \
              priority_reasons = ARRAY(SELECT jsonb_array_elements_text(u.reasons)), alert_count = u.cnt, \
              last_update_at = u.at, last_modified_by = NULLIF(u.by, ''), version = u.ver \
          FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::jsonb[], $7::int4[], \
                      $8::timestamptz[], $9::text[], $10::int4[]) AS u(id, name, sev, score, reasons, cnt, at, by, ver) \
-         WHERE i.tenant_id = $1 AND i.id = u.id",
+         WHERE i.tenant_id = $1 AND i.id = u.id AND i.id = ANY($2)",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Array<SqlUuid>, _>(ids)
