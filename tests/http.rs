@@ -73,7 +73,16 @@ async fn probes_and_metrics_answer() {
     let before = parapet::metrics::alerts_ingested_total();
     parapet::metrics::alerts_ingested(2);
 
+    // One live subscription in each of two tenants: the gauge counts the process's total.
+    let mut live = vec![];
+    for tenant in ["contoso", "fabrikam"] {
+        let reader = app.token(tenant, "wall@example.com", &[Role::Reader]);
+        live.push(app.subscribe(&reader, "subscription { alertCorrelated { cursor } }", json!({})).await);
+        app.wait_subscribers(tenant, 1).await;
+    }
+
     let (status, headers, text) = send(&app.router, get("/metrics", None)).await;
+    drop(live);
     assert_eq!(status, StatusCode::OK);
     assert!(headers["content-type"].to_str().expect("ascii").starts_with("text/plain"));
     for needle in [
@@ -84,7 +93,7 @@ async fn probes_and_metrics_answer() {
         "parapet_db_pool_max_connections 10",
         "parapet_db_pool_connections ",
         "parapet_db_pool_in_use_connections ",
-        "parapet_live_subscribers 0",
+        "parapet_live_subscribers 2",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }

@@ -221,12 +221,7 @@ fn span_probes(
             if is_ignored(k, &tenant.correlation_ignore) {
                 continue;
             }
-            let hours = if k.kind.is_strong() {
-                tenant.strong_key_window_hours
-            } else {
-                tenant.weak_key_window_hours
-            };
-            let w = chrono::Duration::hours(i64::from(hours));
+            let w = window(tenant, k.kind);
             let e = spans.entry(k).or_insert((at - w, at + w));
             e.0 = e.0.min(at - w);
             e.1 = e.1.max(at + w);
@@ -236,6 +231,12 @@ fn span_probes(
         .into_iter()
         .map(|(k, (lo, hi))| q::SpanProbe { kind: k.kind, value: k.value.clone(), lo, hi })
         .collect()
+}
+
+/// How far apart two alerts sharing a key of this kind may be and still correlate.
+fn window(tenant: &Tenant, kind: KeyKind) -> chrono::Duration {
+    let hours = if kind.is_strong() { tenant.strong_key_window_hours } else { tenant.weak_key_window_hours };
+    chrono::Duration::hours(i64::from(hours))
 }
 
 /// Batches smaller than this read their carriers under the key locks only.
@@ -320,9 +321,6 @@ async fn place_round(
 ) -> AppResult<Vec<Placement>> {
     let Round { items, staged, pending, preread } = round;
     let tid = tenant.id.as_str();
-    let window = |k: KeyKind| {
-        i64::from(if k.is_strong() { tenant.strong_key_window_hours } else { tenant.weak_key_window_hours })
-    };
     let max = i64::from(tenant.max_key_prevalence);
 
     // Alerts sent before (staged items are new).
@@ -414,7 +412,7 @@ async fn place_round(
                 });
                 continue;
             }
-            let w = chrono::Duration::hours(window(k.kind));
+            let w = window(tenant, k.kind);
             let near: Vec<&Carrier> = carriers
                 .get(k)
                 .map(|cs| cs.iter().filter(|c| c.alert_id != alert_id && (c.at - at).abs() <= w).collect())
