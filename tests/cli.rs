@@ -21,6 +21,15 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory the `postgres` user can reach even when the checkout cannot be entered by others
+/// (a `mktemp -d` clone is mode 0700): run as root, the embedded PostgreSQL runs as `postgres`.
+fn reachable_scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("parapet-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    dir
+}
+
 /// The binary with a clean environment for Parapet's variables.
 fn parapet(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -250,7 +259,7 @@ async fn serve_starts_answers_and_stops_on_sigterm() {
 #[tokio::test]
 async fn embedded_postgres_starts_stops_and_keeps_its_data() {
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-    let dir = scratch("embedded");
+    let dir = reachable_scratch("embedded");
 
     let start = {
         let dir = dir.clone();
