@@ -3,6 +3,7 @@
 
 pub mod embedded;
 pub mod models;
+pub mod prepared;
 pub mod queries;
 pub mod schema;
 

@@ -165,6 +165,11 @@ pub struct TestApp {
 impl TestApp {
     /// Creates a database from the template and builds the app on it.
     pub async fn new() -> Self {
+        Self::with_pool_size(10).await
+    }
+
+    /// `new`, with a pool of at most `max_size` connections.
+    pub async fn with_pool_size(max_size: usize) -> Self {
         let tpl = template().await;
         let db_name = format!("parapet_t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = admin().await;
@@ -172,8 +177,8 @@ impl TestApp {
             .await
             .expect("create test db");
         let db_url = with_db(&server_url(), &db_name);
-        let pool = db::build_pool(&db_url, &PoolSettings { max_size: 10, statement_timeout_ms: 60_000 })
-            .expect("pool");
+        let pool =
+            db::build_pool(&db_url, &PoolSettings { max_size, statement_timeout_ms: 60_000 }).expect("pool");
         let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"));
         let schema = build_schema(state.clone(), &Limits::default());
         let router = parapet::http::router(state.clone(), schema.clone());

@@ -26,18 +26,75 @@ pub async fn insert_new(conn: &mut Conn, rows: &mut [Alert]) -> QueryResult<Vec<
     rows.sort_by(|a, b| {
         (&a.service_source, &a.provider_alert_id).cmp(&(&b.service_source, &b.provider_alert_id))
     });
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(1000) {
-        out.extend(
-            diesel::insert_into(alerts::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .returning(alerts::id)
-                .get_results::<Uuid>(conn)
-                .await?,
-        );
+    if rows.is_empty() {
+        return Ok(vec![]);
     }
-    Ok(out)
+    use diesel::sql_types::{Int4, Jsonb, Uuid as SqlUuid};
+    let rows = &*rows;
+    let texts =
+        |f: fn(&Alert) -> &Vec<String>| rows.iter().map(|a| serde_json::json!(f(a))).collect::<Vec<_>>();
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let ids: Vec<Id> = crate::db::prepared::sql(
+        "INSERT INTO alerts (tenant_id, id, incident_id, provider_alert_id, service_source, detection_source, \
+                             alert_policy, title, description, severity, status, classification, determination, \
+                             assigned_to, category, mitre_techniques, investigation_state, first_activity_at, \
+                             last_activity_at, activity_at, created_at, last_update_at, resolved_at, \
+                             correlation_kind, correlation_matched, correlation_skipped, correlated_at, mailboxes, \
+                             malicious_evidence) \
+         SELECT u.tenant_id, u.id, u.incident_id, u.provider_alert_id, u.service_source, u.detection_source, \
+                u.alert_policy, u.title, u.description, u.severity, u.status, u.classification, u.determination, \
+                u.assigned_to, u.category, ARRAY(SELECT jsonb_array_elements_text(u.mitre)), \
+                u.investigation_state, u.first_activity_at, u.last_activity_at, u.activity_at, u.created_at, \
+                u.last_update_at, u.resolved_at, u.kind, u.matched, u.skipped, u.correlated_at, \
+                ARRAY(SELECT jsonb_array_elements_text(u.mailboxes)), u.malicious \
+         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+                     $15::text[], $16::jsonb[], $17::text[], $18::timestamptz[], $19::timestamptz[], \
+                     $20::timestamptz[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::text[], \
+                     $25::jsonb[], $26::jsonb[], $27::timestamptz[], $28::jsonb[], $29::int4[]) WITH ORDINALITY \
+              AS u(tenant_id, id, incident_id, provider_alert_id, service_source, detection_source, alert_policy, \
+                   title, description, severity, status, classification, determination, assigned_to, category, \
+                   mitre, investigation_state, first_activity_at, last_activity_at, activity_at, created_at, \
+                   last_update_at, resolved_at, kind, matched, skipped, correlated_at, mailboxes, malicious, ord) \
+         ORDER BY u.ord \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.tenant_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|a| a.id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|a| a.incident_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.provider_alert_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.service_source.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.detection_source.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.alert_policy.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.title.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.description.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.severity).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.status).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.classification).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.determination).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.assigned_to.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.category.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(texts(|a| &a.mitre_techniques))
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.investigation_state.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|a| a.first_activity_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|a| a.last_activity_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.activity_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.created_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.last_update_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|a| a.resolved_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|a| a.correlation_kind).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|a| &a.correlation_matched).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|a| &a.correlation_skipped).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.correlated_at).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(texts(|a| &a.mailboxes))
+    .bind::<Array<Int4>, _>(rows.iter().map(|a| a.malicious_evidence).collect::<Vec<_>>())
+    .load(conn)
+    .await?;
+    Ok(ids.into_iter().map(|r| r.id).collect())
 }
 
 /// Writes where correlation placed these alerts and why: incident, kind, matched and skipped keys.
@@ -51,7 +108,7 @@ pub async fn set_correlation_many(conn: &mut Conn, tenant_id: &str, rows: &[&Ale
     let kinds: Vec<&str> = rows.iter().map(|a| a.correlation_kind.as_str()).collect();
     let matched: Vec<&serde_json::Value> = rows.iter().map(|a| &a.correlation_matched).collect();
     let skipped: Vec<&serde_json::Value> = rows.iter().map(|a| &a.correlation_skipped).collect();
-    diesel::sql_query(
+    crate::db::prepared::sql(
         "UPDATE alerts a SET incident_id = u.inc, correlation_kind = u.kind, correlation_matched = u.matched, \
              correlation_skipped = u.skipped \
          FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) AS u(id, inc, kind, matched, skipped) \

@@ -2,12 +2,12 @@
 //! writes of a join or a merge.
 
 use crate::db::models::{AlertKey, Evidence, Incident};
-use crate::db::schema::{alert_keys, alerts, evidence, incidents};
-use crate::db::Conn;
+use crate::db::schema::{alert_keys, evidence, incidents};
+use crate::db::{prepared, Conn};
 use crate::domain::enums::{CorrelationKind, IncidentStatus, KeyKind};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bool, Int4, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ pub async fn lock_keys(conn: &mut Conn, ids: &[i64]) -> QueryResult<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
+    prepared::sql(
         "SELECT count(pg_advisory_xact_lock(x)) AS n FROM (SELECT x FROM unnest($1::int8[]) AS t(x) ORDER BY x) s",
     )
     .bind::<Array<Int8>, _>(ids)
@@ -66,12 +66,17 @@ pub struct CarrierRow {
 }
 
 /// For each probe (as `u`), up to `$7` stored alerts carrying the key inside its span, leaving out `$6`.
-const CARRIERS: &str = "SELECT u.kind, u.value, m.alert_id, m.activity_at, a.incident_id, a.alert_policy \
-     FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(kind, value, lo, hi) \
-     CROSS JOIN LATERAL (SELECT k.alert_id, k.activity_at FROM alert_keys k \
-         WHERE k.tenant_id = $1 AND k.kind = u.kind AND k.value = u.value \
-           AND k.activity_at BETWEEN u.lo AND u.hi AND NOT (k.alert_id = ANY($6)) LIMIT $7) m \
-     JOIN alerts a ON a.tenant_id = $1 AND a.id = m.alert_id";
+/// A macro, not a constant, so that the statements built on it are literals ([`prepared::sql`]).
+macro_rules! carriers_sql {
+    () => {
+        "SELECT u.kind, u.value, m.alert_id, m.activity_at, a.incident_id, a.alert_policy \
+         FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS u(kind, value, lo, hi) \
+         CROSS JOIN LATERAL (SELECT k.alert_id, k.activity_at FROM alert_keys k \
+             WHERE k.tenant_id = $1 AND k.kind = u.kind AND k.value = u.value \
+               AND k.activity_at BETWEEN u.lo AND u.hi AND NOT (k.alert_id = ANY($6)) LIMIT $7) m \
+         JOIN alerts a ON a.tenant_id = $1 AND a.id = m.alert_id"
+    };
+}
 
 /// Probes as the parallel arrays the queries unnest.
 struct ProbeArrays<'a> {
@@ -102,7 +107,7 @@ pub async fn key_carriers(
         return Ok(vec![]);
     }
     let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
-    diesel::sql_query(CARRIERS)
+    prepared::sql(carriers_sql!())
         .bind::<Text, _>(tenant_id)
         .bind::<Array<Text>, _>(kinds)
         .bind::<Array<Text>, _>(values)
@@ -143,9 +148,10 @@ pub async fn key_carriers_as_of(
     cap: i64,
 ) -> QueryResult<(Vec<CarrierRow>, i64)> {
     let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
-    let rows: Vec<SnapshotRow> = diesel::sql_query(format!(
-        "WITH s AS (SELECT COALESCE(max(seq), 0) AS seq FROM events WHERE tenant_id = $1), c AS ({CARRIERS}) \
-         SELECT s.seq, c.kind, c.value, c.alert_id, c.activity_at, c.incident_id, c.alert_policy \
+    let rows: Vec<SnapshotRow> = prepared::sql(concat!(
+        "WITH s AS (SELECT COALESCE(max(seq), 0) AS seq FROM events WHERE tenant_id = $1), c AS (",
+        carriers_sql!(),
+        ") SELECT s.seq, c.kind, c.value, c.alert_id, c.activity_at, c.incident_id, c.alert_policy \
          FROM s LEFT JOIN c ON true"
     ))
     .bind::<Text, _>(tenant_id)
@@ -197,7 +203,7 @@ pub async fn alerts_named_since(
     if pruned.is_some_and(|p| p > seq) {
         return Ok(None);
     }
-    let rows: Vec<AlertIdRow> = diesel::sql_query(
+    let rows: Vec<AlertIdRow> = prepared::sql(
         "SELECT DISTINCT alert_id FROM events WHERE tenant_id = $1 AND seq > $2 AND alert_id IS NOT NULL",
     )
     .bind::<Text, _>(tenant_id)
@@ -221,7 +227,7 @@ pub async fn key_carriers_among(
     // Each `OFFSET 0` keeps the planner from flattening a subquery: every named alert and its keys are then
     // read by primary key, whatever the tables' size (a join on `= ANY` chose whole-table scans), and the
     // probes are hashed once.
-    diesel::sql_query(
+    prepared::sql(
         "SELECT u.kind, u.value, ck.alert_id, ck.activity_at, ck.incident_id, ck.alert_policy \
          FROM (SELECT k.alert_id, k.kind, k.value, k.activity_at, a.incident_id, a.alert_policy \
                FROM unnest($6::uuid[]) AS c(id) \
@@ -245,9 +251,54 @@ pub async fn key_carriers_among(
 
 /// Inserts new incidents.
 pub async fn insert_incidents(conn: &mut Conn, rows: &[Incident]) -> QueryResult<()> {
-    for chunk in rows.chunks(1000) {
-        diesel::insert_into(incidents::table).values(chunk).execute(conn).await?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let tags =
+        |f: fn(&Incident) -> &Vec<String>| rows.iter().map(|i| serde_json::json!(f(i))).collect::<Vec<_>>();
+    prepared::sql(
+        "INSERT INTO incidents (tenant_id, id, display_name, display_name_custom, severity, severity_custom, \
+                                status, classification, determination, assigned_to, custom_tags, system_tags, \
+                                resolving_comment, priority_score, priority_reasons, alert_count, created_at, \
+                                last_update_at, resolved_at, redirect_incident_id, last_modified_by, version) \
+         SELECT u.tenant_id, u.id, u.name, u.name_custom, u.severity, u.severity_custom, u.status, \
+                u.classification, u.determination, u.assigned_to, \
+                ARRAY(SELECT jsonb_array_elements_text(u.custom_tags)), \
+                ARRAY(SELECT jsonb_array_elements_text(u.system_tags)), u.resolving_comment, u.score, \
+                ARRAY(SELECT jsonb_array_elements_text(u.reasons)), u.alert_count, u.created_at, \
+                u.last_update_at, u.resolved_at, u.redirect, u.last_modified_by, u.version \
+         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bool[], $5::text[], $6::bool[], $7::text[], \
+                     $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[], $14::int4[], \
+                     $15::jsonb[], $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::timestamptz[], \
+                     $20::uuid[], $21::text[], $22::int4[]) \
+              AS u(tenant_id, id, name, name_custom, severity, severity_custom, status, classification, \
+                   determination, assigned_to, custom_tags, system_tags, resolving_comment, score, reasons, \
+                   alert_count, created_at, last_update_at, resolved_at, redirect, last_modified_by, version)",
+    )
+    .bind::<Array<Text>, _>(rows.iter().map(|i| i.tenant_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|i| i.id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|i| i.display_name.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(rows.iter().map(|i| i.display_name_custom).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|i| i.severity).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(rows.iter().map(|i| i.severity_custom).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|i| i.status).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|i| i.classification).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|i| i.determination).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|i| i.assigned_to.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(tags(|i| &i.custom_tags))
+    .bind::<Array<Jsonb>, _>(tags(|i| &i.system_tags))
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|i| i.resolving_comment.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(rows.iter().map(|i| i.priority_score).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(tags(|i| &i.priority_reasons))
+    .bind::<Array<Int4>, _>(rows.iter().map(|i| i.alert_count).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|i| i.created_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|i| i.last_update_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|i| i.resolved_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|i| i.redirect_incident_id).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|i| i.last_modified_by.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(rows.iter().map(|i| i.version).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -289,19 +340,51 @@ pub async fn delete_evidence_and_keys(conn: &mut Conn, tenant_id: &str, alert_id
     Ok(())
 }
 
-/// Inserts correlation keys (in chunks, to stay under PostgreSQL's bind-parameter limit).
+/// Inserts correlation keys.
 pub async fn insert_keys(conn: &mut Conn, keys: &[AlertKey]) -> QueryResult<()> {
-    for chunk in keys.chunks(10_000) {
-        diesel::insert_into(alert_keys::table).values(chunk).execute(conn).await?;
+    if keys.is_empty() {
+        return Ok(());
     }
+    prepared::sql(
+        "INSERT INTO alert_keys (tenant_id, alert_id, kind, value, activity_at) \
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])",
+    )
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.tenant_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.alert_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.kind).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.value.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(keys.iter().map(|k| k.activity_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Inserts evidence rows (in chunks, to stay under PostgreSQL's bind-parameter limit).
+/// Inserts evidence rows.
 pub async fn insert_evidence(conn: &mut Conn, rows: &[Evidence]) -> QueryResult<()> {
-    for chunk in rows.chunks(4000) {
-        diesel::insert_into(evidence::table).values(chunk).execute(conn).await?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    prepared::sql(
+        "INSERT INTO evidence (tenant_id, id, alert_id, kind, entity_key, verdict, remediation_status, roles, \
+                               data, created_at) \
+         SELECT u.tenant_id, u.id, u.alert_id, u.kind, u.entity_key, u.verdict, u.remediation_status, \
+                ARRAY(SELECT jsonb_array_elements_text(u.roles)), u.data, u.created_at \
+         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                     $8::jsonb[], $9::jsonb[], $10::timestamptz[]) \
+              AS u(tenant_id, id, alert_id, kind, entity_key, verdict, remediation_status, roles, data, created_at)",
+    )
+    .bind::<Array<Text>, _>(rows.iter().map(|e| e.tenant_id.as_str()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|e| e.alert_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|e| e.kind).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|e| e.entity_key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|e| e.verdict).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|e| e.remediation_status).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|e| serde_json::json!(e.roles)).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|e| &e.data).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|e| e.created_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -329,18 +412,25 @@ pub async fn move_all_alerts(
     matched: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
-    diesel::update(alerts::table.filter(alerts::tenant_id.eq(tenant_id)).filter(alerts::incident_id.eq(from)))
-        .set((
-            alerts::incident_id.eq(to),
-            alerts::correlation_kind.eq(kind),
-            alerts::correlation_matched.eq(matched),
-            alerts::correlation_skipped.eq(serde_json::json!([])),
-            alerts::correlated_at.eq(now),
-            alerts::last_update_at.eq(now),
-        ))
-        .returning(alerts::id)
-        .get_results(conn)
-        .await
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let ids: Vec<Id> = prepared::sql(
+        "UPDATE alerts SET incident_id = $3, correlation_kind = $4, correlation_matched = $5, \
+             correlation_skipped = '[]', correlated_at = $6, last_update_at = $6 \
+         WHERE tenant_id = $1 AND incident_id = $2 RETURNING id",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<SqlUuid, _>(from)
+    .bind::<SqlUuid, _>(to)
+    .bind::<Text, _>(kind)
+    .bind::<Jsonb, _>(matched)
+    .bind::<Timestamptz, _>(now)
+    .load(conn)
+    .await?;
+    Ok(ids.into_iter().map(|r| r.id).collect())
 }
 
 /// Closes `source` as merged into `target`.
@@ -352,19 +442,19 @@ pub async fn redirect_incident(
     actor: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::update(incidents::table.find((tenant_id, source)))
-        .set((
-            incidents::status.eq(IncidentStatus::Redirected),
-            incidents::redirect_incident_id.eq(Some(target)),
-            incidents::alert_count.eq(0),
-            incidents::system_tags.eq(diesel::dsl::sql::<Array<Text>>(
-                "array_append(array_remove(system_tags, 'Redirected'), 'Redirected')",
-            )),
-            incidents::last_update_at.eq(now),
-            incidents::last_modified_by.eq(Some(actor)),
-            incidents::version.eq(incidents::version + 1),
-        ))
-        .execute(conn)
-        .await?;
+    prepared::sql(
+        "UPDATE incidents SET status = $6, redirect_incident_id = $3, alert_count = 0, \
+             system_tags = array_append(array_remove(system_tags, 'Redirected'), 'Redirected'), \
+             last_update_at = $5, last_modified_by = $4, version = version + 1 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<SqlUuid, _>(source)
+    .bind::<SqlUuid, _>(target)
+    .bind::<Text, _>(actor)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Text, _>(IncidentStatus::Redirected)
+    .execute(conn)
+    .await?;
     Ok(())
 }

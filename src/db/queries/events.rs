@@ -9,32 +9,37 @@ use diesel_async::RunQueryDsl;
 
 /// Serialises a tenant's event writers until commit.
 pub async fn lock_tenant_events(conn: &mut Conn, lock: i64) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<Int8, _>(lock).execute(conn).await?;
+    crate::db::prepared::sql("SELECT pg_advisory_xact_lock($1)").bind::<Int8, _>(lock).execute(conn).await?;
     Ok(())
 }
 
-/// Inserts event rows in order.
+/// Inserts event rows in order (their `seq` follows the order of `rows`).
 pub async fn insert(conn: &mut Conn, tenant_id: &str, rows: &[NewEvent]) -> QueryResult<()> {
-    let values: Vec<_> = rows
-        .iter()
-        .map(|e| {
-            (
-                events::tenant_id.eq(tenant_id),
-                events::kind.eq(e.kind.as_str()),
-                events::incident_id.eq(e.incident_id),
-                events::alert_id.eq(e.alert_id),
-                events::actor.eq(Some(e.actor.as_str())),
-                events::payload.eq(&e.payload),
-            )
-        })
-        .collect();
-    diesel::insert_into(events::table).values(values).execute(conn).await?;
+    use diesel::sql_types::{Array, Jsonb, Nullable, Uuid as SqlUuid};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    crate::db::prepared::sql(
+        "INSERT INTO events (tenant_id, kind, incident_id, alert_id, actor, payload) \
+         SELECT $1, u.kind, u.incident_id, u.alert_id, u.actor, u.payload \
+         FROM unnest($2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::jsonb[]) WITH ORDINALITY \
+              AS u(kind, incident_id, alert_id, actor, payload, ord) \
+         ORDER BY u.ord",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<Text>, _>(rows.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|e| e.incident_id).collect::<Vec<_>>())
+    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|e| e.alert_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|e| &e.payload).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// `pg_notify(channel, payload)`; delivered when the transaction commits.
 pub async fn notify(conn: &mut Conn, channel: &str, payload: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
+    crate::db::prepared::sql("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(channel)
         .bind::<Text, _>(payload)
         .execute(conn)
@@ -148,7 +153,7 @@ pub struct PruneTarget {
 /// Every tenant that has events written more than `older_than_secs` seconds ago (by the database
 /// clock), with the position of the newest such event. One index probe per tenant.
 pub async fn prune_targets(conn: &mut Conn, older_than_secs: i64) -> QueryResult<Vec<PruneTarget>> {
-    diesel::sql_query(
+    crate::db::prepared::sql(
         "SELECT t.id AS tenant_id, x.seq FROM tenants t \
          CROSS JOIN LATERAL ( \
              SELECT e.seq FROM events e \
@@ -186,7 +191,7 @@ pub async fn delete_through(
     through: i64,
     limit: i64,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
+    crate::db::prepared::sql(
         "DELETE FROM events WHERE tenant_id = $1 AND seq IN ( \
              SELECT seq FROM events WHERE tenant_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3)",
     )
@@ -205,7 +210,7 @@ struct Locked {
 
 /// Tries to take a session-level advisory lock; `false` when another session holds it.
 pub async fn try_session_lock(conn: &mut Conn, lock: i64) -> QueryResult<bool> {
-    diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+    crate::db::prepared::sql("SELECT pg_try_advisory_lock($1) AS locked")
         .bind::<Int8, _>(lock)
         .get_result::<Locked>(conn)
         .await
@@ -214,6 +219,6 @@ pub async fn try_session_lock(conn: &mut Conn, lock: i64) -> QueryResult<bool> {
 
 /// Releases a lock taken with [`try_session_lock`] on the same connection.
 pub async fn session_unlock(conn: &mut Conn, lock: i64) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<Int8, _>(lock).execute(conn).await?;
+    crate::db::prepared::sql("SELECT pg_advisory_unlock($1)").bind::<Int8, _>(lock).execute(conn).await?;
     Ok(())
 }

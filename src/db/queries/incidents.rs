@@ -102,7 +102,7 @@ pub async fn stats_many(
         return Ok(vec![]);
     }
     // Reads only the incidents' alert rows: each carries its mailboxes and malicious-evidence count.
-    diesel::sql_query(
+    crate::db::prepared::sql(
         "WITH a AS (SELECT incident_id, status, severity, title, alert_policy, service_source, category, \
                            mailboxes, malicious_evidence \
                     FROM alerts WHERE tenant_id = $1 AND incident_id = ANY($2)), \
@@ -147,7 +147,7 @@ pub async fn save_derived_many(conn: &mut Conn, tenant_id: &str, rows: &[Inciden
     let versions: Vec<i32> = rows.iter().map(|i| i.version).collect();
     // `i.id = ANY($2)` repeats the join so the incidents are found by primary key (joined to the unnest
     // alone, the planner scanned the whole table).
-    diesel::sql_query(
+    crate::db::prepared::sql(
         "UPDATE incidents i SET display_name = u.name, severity = u.sev, priority_score = u.score, \
              priority_reasons = ARRAY(SELECT jsonb_array_elements_text(u.reasons)), alert_count = u.cnt, \
              last_update_at = u.at, last_modified_by = NULLIF(u.by, ''), version = u.ver \
