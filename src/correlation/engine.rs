@@ -811,28 +811,9 @@ fn alert_changes(a: &Alert, b: &Alert) -> Vec<&'static str> {
 
 fn new_incident(tid: &str, id: Uuid, p: &PreparedAlert, now: DateTime<Utc>) -> Incident {
     Incident {
-        tenant_id: tid.to_string(),
-        id,
         display_name: p.title.clone(),
-        display_name_custom: false,
         severity: p.severity,
-        severity_custom: false,
-        status: IncidentStatus::Active,
-        classification: Classification::Unknown,
-        determination: Determination::Unknown,
-        assigned_to: None,
-        custom_tags: vec![],
-        system_tags: vec![],
-        resolving_comment: None,
-        priority_score: 0,
-        priority_reasons: vec![],
-        alert_count: 0,
-        created_at: now,
-        last_update_at: now,
-        resolved_at: None,
-        redirect_incident_id: None,
-        last_modified_by: Some(CORRELATION_ACTOR.to_string()),
-        version: 0,
+        ..Incident::new(tid, id, CORRELATION_ACTOR, now)
     }
 }
 

@@ -50,6 +50,35 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// A new, open incident with nothing in it yet: no name, unknown severity, no owner, tags or
+    /// classification, created `now` by `actor`.
+    pub fn new(tenant_id: &str, id: Uuid, actor: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            tenant_id: tenant_id.to_string(),
+            id,
+            display_name: String::new(),
+            display_name_custom: false,
+            severity: Severity::Unknown,
+            severity_custom: false,
+            status: IncidentStatus::Active,
+            classification: Classification::Unknown,
+            determination: Determination::Unknown,
+            assigned_to: None,
+            custom_tags: vec![],
+            system_tags: vec![],
+            resolving_comment: None,
+            priority_score: 0,
+            priority_reasons: vec![],
+            alert_count: 0,
+            created_at: now,
+            last_update_at: now,
+            resolved_at: None,
+            redirect_incident_id: None,
+            last_modified_by: Some(actor.to_string()),
+            version: 0,
+        }
+    }
+
     /// Open incidents take new alerts and can be merged; resolved and redirected ones cannot.
     pub fn is_open(&self) -> bool {
         matches!(self.status, IncidentStatus::Active | IncidentStatus::InProgress)

@@ -27,7 +27,7 @@ use crate::correlation::keys::Key;
 use crate::db::models::{Activity, Alert, Comment, Incident};
 use crate::db::queries::{activity, comments, correlation as cq, incidents as iq, manual as q};
 use crate::db::Conn;
-use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, Determination, IncidentStatus};
+use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, NewEvent};
 use crate::triage::{kind::ROLLUP, MAX_COMMENT_LEN, MAX_NAME_LEN, SYSTEM_ACTOR};
@@ -517,29 +517,10 @@ fn status_rollup(
 
 fn new_incident(tid: &str, name: Option<&str>, actor: &str, now: DateTime<Utc>) -> Incident {
     Incident {
-        tenant_id: tid.to_string(),
-        id: Uuid::now_v7(),
         // A generated name is filled in by `recompute` once the alerts are in.
         display_name: name.unwrap_or_default().to_string(),
         display_name_custom: name.is_some(),
-        severity: crate::domain::enums::Severity::Unknown,
-        severity_custom: false,
-        status: IncidentStatus::Active,
-        classification: Classification::Unknown,
-        determination: Determination::Unknown,
-        assigned_to: None,
-        custom_tags: vec![],
-        system_tags: vec![],
-        resolving_comment: None,
-        priority_score: 0,
-        priority_reasons: vec![],
-        alert_count: 0,
-        created_at: now,
-        last_update_at: now,
-        resolved_at: None,
-        redirect_incident_id: None,
-        last_modified_by: Some(actor.to_string()),
-        version: 0,
+        ..Incident::new(tid, Uuid::now_v7(), actor, now)
     }
 }
 

@@ -10,30 +10,12 @@ use uuid::Uuid;
 
 /// An incident with defaults a new one has; change fields before `insert_incident`.
 pub fn incident(tenant: &str, name: &str, severity: Severity) -> Incident {
-    let now = Utc::now();
     Incident {
-        tenant_id: tenant.into(),
-        id: Uuid::now_v7(),
         display_name: name.into(),
-        display_name_custom: false,
         severity,
-        severity_custom: false,
-        status: IncidentStatus::Active,
-        classification: Classification::Unknown,
-        determination: Determination::Unknown,
-        assigned_to: None,
-        custom_tags: vec![],
-        system_tags: vec![],
-        resolving_comment: None,
-        priority_score: 0,
-        priority_reasons: vec![],
-        alert_count: 0,
-        created_at: now,
-        last_update_at: now,
-        resolved_at: None,
-        redirect_incident_id: None,
         last_modified_by: None,
         version: 1,
+        ..Incident::new(tenant, Uuid::now_v7(), "", Utc::now())
     }
 }
 
