@@ -410,46 +410,15 @@ impl Loaders {
         first: i64,
         after: Option<TimeKeyset>,
     ) -> Result<Arc<ChildPage<models::Comment>>, AppError> {
-        let page = match after {
-            None => {
-                let kind = parent.kind;
-                self.load_with_siblings(
-                    set_kind(kind),
-                    tenant,
-                    lookup(parent.id),
-                    Memo::Comments(first),
-                    |t, m| {
-                        let parent = Parent { kind, id: m.id };
-                        Some(CommentPageKey { tenant: t.to_string(), parent, first, after: None })
-                    },
-                    |_, _| None,
-                )
-                .await?
-                .0
-            }
-            Some(_) => {
-                self.data
-                    .load_one(CommentPageKey { tenant: tenant.to_string(), parent, first, after })
-                    .await?
-            }
-        };
-        Ok(page.unwrap_or_default())
+        let key =
+            |tenant: &str, parent, after| CommentPageKey { tenant: tenant.to_string(), parent, first, after };
+        self.child_page(tenant, parent, after, Memo::Comments(first), key).await
     }
 
     /// The number of a parent's comments.
     pub async fn comment_count(&self, tenant: &str, parent: Parent) -> Result<i64, AppError> {
-        let kind = parent.kind;
-        let (n, _) = self
-            .load_with_siblings(
-                set_kind(kind),
-                tenant,
-                lookup(parent.id),
-                Memo::CommentCount,
-                |t, m| Some(CommentCountKey { tenant: t.to_string(), parent: Parent { kind, id: m.id } }),
-                |_, _| None,
-            )
-            .await?;
-        Ok(n.unwrap_or(0))
+        let key = |tenant: &str, parent| CommentCountKey { tenant: tenant.to_string(), parent };
+        self.child_count(tenant, parent, Memo::CommentCount, key).await
     }
 
     /// A page of a parent's activity (newest first); the first page batches over the parent's siblings.
@@ -460,44 +429,66 @@ impl Loaders {
         first: i64,
         after: Option<TimeKeyset>,
     ) -> Result<Arc<ChildPage<models::Activity>>, AppError> {
-        let page = match after {
-            None => {
-                let kind = parent.kind;
-                self.load_with_siblings(
-                    set_kind(kind),
-                    tenant,
-                    lookup(parent.id),
-                    Memo::Activity(first),
-                    |t, m| {
-                        let parent = Parent { kind, id: m.id };
-                        Some(ActivityPageKey { tenant: t.to_string(), parent, first, after: None })
-                    },
-                    |_, _| None,
-                )
-                .await?
-                .0
-            }
-            Some(_) => {
-                self.data
-                    .load_one(ActivityPageKey { tenant: tenant.to_string(), parent, first, after })
-                    .await?
-            }
+        let key = |tenant: &str, parent, after| ActivityPageKey {
+            tenant: tenant.to_string(),
+            parent,
+            first,
+            after,
         };
-        Ok(page.unwrap_or_default())
+        self.child_page(tenant, parent, after, Memo::Activity(first), key).await
     }
 
     /// The number of a parent's activity entries.
     pub async fn activity_count(&self, tenant: &str, parent: Parent) -> Result<i64, AppError> {
+        let key = |tenant: &str, parent| ActivityCountKey { tenant: tenant.to_string(), parent };
+        self.child_count(tenant, parent, Memo::ActivityCount, key).await
+    }
+
+    /// A page of a parent's children under `key`: the first page batches over the parent's siblings, a
+    /// later one (after a cursor) loads alone.
+    async fn child_page<K, T>(
+        &self,
+        tenant: &str,
+        parent: Parent,
+        after: Option<TimeKeyset>,
+        memo: Memo,
+        key: impl Fn(&str, Parent, Option<TimeKeyset>) -> K,
+    ) -> Result<Arc<ChildPage<T>>, AppError>
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        T: Send + Sync + 'static,
+        QueueLoader: Loader<K, Value = Arc<ChildPage<T>>, Error = AppError>,
+        Arc<ChildPage<T>>: Default,
+    {
+        let page = match after {
+            None => {
+                let kind = parent.kind;
+                let key_of = |t: &str, m: Member| Some(key(t, Parent { kind, id: m.id }, None));
+                self.load_with_siblings(set_kind(kind), tenant, lookup(parent.id), memo, key_of, |_, _| None)
+                    .await?
+                    .0
+            }
+            Some(_) => self.data.load_one(key(tenant, parent, after)).await?,
+        };
+        Ok(page.unwrap_or_default())
+    }
+
+    /// The number of a parent's children under `key`, batched over the parent's siblings.
+    async fn child_count<K>(
+        &self,
+        tenant: &str,
+        parent: Parent,
+        memo: Memo,
+        key: impl Fn(&str, Parent) -> K,
+    ) -> Result<i64, AppError>
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        QueueLoader: Loader<K, Value = i64, Error = AppError>,
+    {
         let kind = parent.kind;
+        let key_of = |t: &str, m: Member| Some(key(t, Parent { kind, id: m.id }));
         let (n, _) = self
-            .load_with_siblings(
-                set_kind(kind),
-                tenant,
-                lookup(parent.id),
-                Memo::ActivityCount,
-                |t, m| Some(ActivityCountKey { tenant: t.to_string(), parent: Parent { kind, id: m.id } }),
-                |_, _| None,
-            )
+            .load_with_siblings(set_kind(kind), tenant, lookup(parent.id), memo, key_of, |_, _| None)
             .await?;
         Ok(n.unwrap_or(0))
     }
