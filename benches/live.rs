@@ -297,15 +297,28 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-/// CPU seconds used by every PostgreSQL process on the machine (backends of other users included).
-fn postgres_cpu_secs() -> f64 {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return 0.0 };
+/// CPU seconds used so far by each PostgreSQL process on the machine (backends of other users included).
+fn postgres_cpu() -> HashMap<u32, f64> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return HashMap::new() };
     rd.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
         })
-        .map(cpu_secs)
+        .map(|pid| (pid, cpu_secs(pid)))
+        .collect()
+}
+
+/// PostgreSQL CPU seconds used since `before` (a `postgres_cpu` reading) by the processes alive now. A
+/// backend that exited meanwhile took its CPU time with it: left out, rather than subtracted (a PID
+/// reused since counts as new).
+fn postgres_cpu_since(before: &HashMap<u32, f64>) -> f64 {
+    postgres_cpu()
+        .into_iter()
+        .map(|(pid, now)| match before.get(&pid) {
+            Some(b) if *b <= now => now - b,
+            _ => now,
+        })
         .sum()
 }
 
@@ -346,7 +359,7 @@ async fn throughput(http: &reqwest::Client, server: &Server, db_url: &str, token
     let total = clients * batches_per_client * BATCH;
     let data = Arc::new(dataset("run", 2, total));
     let cpu_server = cpu_secs(server.child.id());
-    let cpu_pg = postgres_cpu_secs();
+    let cpu_pg = postgres_cpu();
     let cpu_self = cpu_secs(std::process::id());
     let sampler = Sampler::start(db_url).await?;
     let started = Instant::now();
@@ -374,7 +387,7 @@ async fn throughput(http: &reqwest::Client, server: &Server, db_url: &str, token
     let samples = sampler.stop().await;
     let (cpu_server, cpu_pg, cpu_self) = (
         cpu_secs(server.child.id()) - cpu_server,
-        postgres_cpu_secs() - cpu_pg,
+        postgres_cpu_since(&cpu_pg),
         cpu_secs(std::process::id()) - cpu_self,
     );
     batch_ms.sort_by(f64::total_cmp);
@@ -591,7 +604,7 @@ async fn latency(http: &reqwest::Client, server: &Server, ingestor: &str, reader
     collect(&mut rx, "warm-0", n_subs, Duration::from_secs(60)).await?;
 
     let cpu_server = cpu_secs(server.child.id());
-    let cpu_pg = postgres_cpu_secs();
+    let cpu_pg = postgres_cpu();
     let cpu_self = cpu_secs(std::process::id());
     let measured = Instant::now();
     let mut from_send = Vec::with_capacity(n_subs * n_events);
@@ -622,7 +635,7 @@ async fn latency(http: &reqwest::Client, server: &Server, ingestor: &str, reader
     let wall = measured.elapsed().as_secs_f64();
     let (cpu_server, cpu_pg, cpu_self) = (
         cpu_secs(server.child.id()) - cpu_server,
-        postgres_cpu_secs() - cpu_pg,
+        postgres_cpu_since(&cpu_pg),
         cpu_secs(std::process::id()) - cpu_self,
     );
     for h in &handles {
