@@ -36,6 +36,12 @@ impl<B> Prepared<B> {
     }
 }
 
+/// One column of `rows`, as an array to bind (`INSERT … SELECT … FROM unnest($1, $2, …)` takes a batch as
+/// one array per column, so its text does not depend on the batch size).
+pub fn column<'a, R, T>(rows: &'a [R], f: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(f).collect()
+}
+
 /// The bind values of a statement, walked in order.
 pub trait Binds {
     /// Hands each value to the pass, first bound first.

@@ -1,6 +1,7 @@
 //! The activity log of incidents and alerts.
 
 use crate::db::models::Activity;
+use crate::db::prepared::column;
 use crate::db::Conn;
 use diesel_async::RunQueryDsl;
 
@@ -16,17 +17,17 @@ pub async fn insert(conn: &mut Conn, entries: &[Activity]) -> diesel::QueryResul
          SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], \
                               $8::jsonb[], $9::jsonb[], $10::text[], $11::timestamptz[])",
     )
-    .bind::<Array<Text>, _>(entries.iter().map(|e| e.tenant_id.as_str()).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(entries.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(entries.iter().map(|e| e.incident_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(entries.iter().map(|e| e.alert_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(entries.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(entries.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(entries.iter().map(|e| e.field.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Jsonb>>, _>(entries.iter().map(|e| e.before.as_ref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Jsonb>>, _>(entries.iter().map(|e| e.after.as_ref()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(entries.iter().map(|e| e.message.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(entries.iter().map(|e| e.created_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(entries, |e| e.tenant_id.as_str()))
+    .bind::<Array<SqlUuid>, _>(column(entries, |e| e.id))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(entries, |e| e.incident_id))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(entries, |e| e.alert_id))
+    .bind::<Array<Text>, _>(column(entries, |e| e.actor.as_str()))
+    .bind::<Array<Text>, _>(column(entries, |e| e.kind.as_str()))
+    .bind::<Array<Nullable<Text>>, _>(column(entries, |e| e.field.as_deref()))
+    .bind::<Array<Nullable<Jsonb>>, _>(column(entries, |e| e.before.as_ref()))
+    .bind::<Array<Nullable<Jsonb>>, _>(column(entries, |e| e.after.as_ref()))
+    .bind::<Array<Text>, _>(column(entries, |e| e.message.as_str()))
+    .bind::<Array<Timestamptz>, _>(column(entries, |e| e.created_at))
     .execute(conn)
     .await?;
     Ok(())

@@ -2,6 +2,7 @@
 //! loaders batch (first page of each incident's alerts, counts, roll-ups, impacted mailboxes).
 
 use crate::db::models::Alert;
+use crate::db::prepared::column;
 use crate::db::queries::queue::{contains_pattern, severity_rank_sql, Keyset, SortDir, TimeKeyset};
 use crate::db::schema::{alert_keys, alerts};
 use crate::db::Conn;
@@ -31,8 +32,6 @@ pub async fn insert_new(conn: &mut Conn, rows: &mut [Alert]) -> QueryResult<Vec<
     }
     use diesel::sql_types::{Int4, Jsonb, Uuid as SqlUuid};
     let rows = &*rows;
-    let texts =
-        |f: fn(&Alert) -> &Vec<String>| rows.iter().map(|a| serde_json::json!(f(a))).collect::<Vec<_>>();
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = SqlUuid)]
@@ -63,35 +62,35 @@ pub async fn insert_new(conn: &mut Conn, rows: &mut [Alert]) -> QueryResult<Vec<
          ORDER BY u.ord \
          ON CONFLICT DO NOTHING RETURNING id",
     )
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.tenant_id.as_str()).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|a| a.id).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|a| a.incident_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.provider_alert_id.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.service_source.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.detection_source.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.alert_policy.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.title.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.description.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.severity).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.status).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.classification).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.determination).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.assigned_to.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.category.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(texts(|a| &a.mitre_techniques))
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|a| a.investigation_state.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|a| a.first_activity_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|a| a.last_activity_at).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.activity_at).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.created_at).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.last_update_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|a| a.resolved_at).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|a| a.correlation_kind).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(rows.iter().map(|a| &a.correlation_matched).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(rows.iter().map(|a| &a.correlation_skipped).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|a| a.correlated_at).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(texts(|a| &a.mailboxes))
-    .bind::<Array<Int4>, _>(rows.iter().map(|a| a.malicious_evidence).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(rows, |a| a.tenant_id.as_str()))
+    .bind::<Array<SqlUuid>, _>(column(rows, |a| a.id))
+    .bind::<Array<SqlUuid>, _>(column(rows, |a| a.incident_id))
+    .bind::<Array<Text>, _>(column(rows, |a| a.provider_alert_id.as_str()))
+    .bind::<Array<Text>, _>(column(rows, |a| a.service_source.as_str()))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |a| a.detection_source.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |a| a.alert_policy.as_deref()))
+    .bind::<Array<Text>, _>(column(rows, |a| a.title.as_str()))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |a| a.description.as_deref()))
+    .bind::<Array<Text>, _>(column(rows, |a| a.severity))
+    .bind::<Array<Text>, _>(column(rows, |a| a.status))
+    .bind::<Array<Text>, _>(column(rows, |a| a.classification))
+    .bind::<Array<Text>, _>(column(rows, |a| a.determination))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |a| a.assigned_to.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |a| a.category.as_deref()))
+    .bind::<Array<Jsonb>, _>(column(rows, |a| serde_json::json!(a.mitre_techniques)))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |a| a.investigation_state.as_deref()))
+    .bind::<Array<Nullable<Timestamptz>>, _>(column(rows, |a| a.first_activity_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(column(rows, |a| a.last_activity_at))
+    .bind::<Array<Timestamptz>, _>(column(rows, |a| a.activity_at))
+    .bind::<Array<Timestamptz>, _>(column(rows, |a| a.created_at))
+    .bind::<Array<Timestamptz>, _>(column(rows, |a| a.last_update_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(column(rows, |a| a.resolved_at))
+    .bind::<Array<Text>, _>(column(rows, |a| a.correlation_kind))
+    .bind::<Array<Jsonb>, _>(column(rows, |a| &a.correlation_matched))
+    .bind::<Array<Jsonb>, _>(column(rows, |a| &a.correlation_skipped))
+    .bind::<Array<Timestamptz>, _>(column(rows, |a| a.correlated_at))
+    .bind::<Array<Jsonb>, _>(column(rows, |a| serde_json::json!(a.mailboxes)))
+    .bind::<Array<Int4>, _>(column(rows, |a| a.malicious_evidence))
     .load(conn)
     .await?;
     Ok(ids.into_iter().map(|r| r.id).collect())

@@ -2,8 +2,9 @@
 //! writes of a join or a merge.
 
 use crate::db::models::{AlertKey, Evidence, Incident};
+use crate::db::prepared::{self, column};
 use crate::db::schema::{alert_keys, evidence, incidents};
-use crate::db::{prepared, Conn};
+use crate::db::Conn;
 use crate::domain::enums::{CorrelationKind, IncidentStatus, KeyKind};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -254,8 +255,6 @@ pub async fn insert_incidents(conn: &mut Conn, rows: &[Incident]) -> QueryResult
     if rows.is_empty() {
         return Ok(());
     }
-    let tags =
-        |f: fn(&Incident) -> &Vec<String>| rows.iter().map(|i| serde_json::json!(f(i))).collect::<Vec<_>>();
     prepared::sql(
         "INSERT INTO incidents (tenant_id, id, display_name, display_name_custom, severity, severity_custom, \
                                 status, classification, determination, assigned_to, custom_tags, system_tags, \
@@ -275,28 +274,28 @@ pub async fn insert_incidents(conn: &mut Conn, rows: &[Incident]) -> QueryResult
                    determination, assigned_to, custom_tags, system_tags, resolving_comment, score, reasons, \
                    alert_count, created_at, last_update_at, resolved_at, redirect, last_modified_by, version)",
     )
-    .bind::<Array<Text>, _>(rows.iter().map(|i| i.tenant_id.as_str()).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|i| i.id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|i| i.display_name.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Bool>, _>(rows.iter().map(|i| i.display_name_custom).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|i| i.severity).collect::<Vec<_>>())
-    .bind::<Array<Bool>, _>(rows.iter().map(|i| i.severity_custom).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|i| i.status).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|i| i.classification).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|i| i.determination).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|i| i.assigned_to.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(tags(|i| &i.custom_tags))
-    .bind::<Array<Jsonb>, _>(tags(|i| &i.system_tags))
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|i| i.resolving_comment.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Int4>, _>(rows.iter().map(|i| i.priority_score).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(tags(|i| &i.priority_reasons))
-    .bind::<Array<Int4>, _>(rows.iter().map(|i| i.alert_count).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|i| i.created_at).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|i| i.last_update_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|i| i.resolved_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|i| i.redirect_incident_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|i| i.last_modified_by.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Int4>, _>(rows.iter().map(|i| i.version).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(rows, |i| i.tenant_id.as_str()))
+    .bind::<Array<SqlUuid>, _>(column(rows, |i| i.id))
+    .bind::<Array<Text>, _>(column(rows, |i| i.display_name.as_str()))
+    .bind::<Array<Bool>, _>(column(rows, |i| i.display_name_custom))
+    .bind::<Array<Text>, _>(column(rows, |i| i.severity))
+    .bind::<Array<Bool>, _>(column(rows, |i| i.severity_custom))
+    .bind::<Array<Text>, _>(column(rows, |i| i.status))
+    .bind::<Array<Text>, _>(column(rows, |i| i.classification))
+    .bind::<Array<Text>, _>(column(rows, |i| i.determination))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |i| i.assigned_to.as_deref()))
+    .bind::<Array<Jsonb>, _>(column(rows, |i| serde_json::json!(i.custom_tags)))
+    .bind::<Array<Jsonb>, _>(column(rows, |i| serde_json::json!(i.system_tags)))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |i| i.resolving_comment.as_deref()))
+    .bind::<Array<Int4>, _>(column(rows, |i| i.priority_score))
+    .bind::<Array<Jsonb>, _>(column(rows, |i| serde_json::json!(i.priority_reasons)))
+    .bind::<Array<Int4>, _>(column(rows, |i| i.alert_count))
+    .bind::<Array<Timestamptz>, _>(column(rows, |i| i.created_at))
+    .bind::<Array<Timestamptz>, _>(column(rows, |i| i.last_update_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(column(rows, |i| i.resolved_at))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(rows, |i| i.redirect_incident_id))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |i| i.last_modified_by.as_deref()))
+    .bind::<Array<Int4>, _>(column(rows, |i| i.version))
     .execute(conn)
     .await?;
     Ok(())
@@ -349,11 +348,11 @@ pub async fn insert_keys(conn: &mut Conn, keys: &[AlertKey]) -> QueryResult<()> 
         "INSERT INTO alert_keys (tenant_id, alert_id, kind, value, activity_at) \
          SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])",
     )
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.tenant_id.as_str()).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.alert_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.kind).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.value.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(keys.iter().map(|k| k.activity_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(keys, |k| k.tenant_id.as_str()))
+    .bind::<Array<SqlUuid>, _>(column(keys, |k| k.alert_id))
+    .bind::<Array<Text>, _>(column(keys, |k| k.kind))
+    .bind::<Array<Text>, _>(column(keys, |k| k.value.as_str()))
+    .bind::<Array<Timestamptz>, _>(column(keys, |k| k.activity_at))
     .execute(conn)
     .await?;
     Ok(())
@@ -373,16 +372,16 @@ pub async fn insert_evidence(conn: &mut Conn, rows: &[Evidence]) -> QueryResult<
                      $8::jsonb[], $9::jsonb[], $10::timestamptz[]) \
               AS u(tenant_id, id, alert_id, kind, entity_key, verdict, remediation_status, roles, data, created_at)",
     )
-    .bind::<Array<Text>, _>(rows.iter().map(|e| e.tenant_id.as_str()).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|e| e.alert_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|e| e.kind).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|e| e.entity_key.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|e| e.verdict).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|e| e.remediation_status).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(rows.iter().map(|e| serde_json::json!(e.roles)).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(rows.iter().map(|e| &e.data).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|e| e.created_at).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(rows, |e| e.tenant_id.as_str()))
+    .bind::<Array<SqlUuid>, _>(column(rows, |e| e.id))
+    .bind::<Array<SqlUuid>, _>(column(rows, |e| e.alert_id))
+    .bind::<Array<Text>, _>(column(rows, |e| e.kind))
+    .bind::<Array<Text>, _>(column(rows, |e| e.entity_key.as_str()))
+    .bind::<Array<Text>, _>(column(rows, |e| e.verdict))
+    .bind::<Array<Text>, _>(column(rows, |e| e.remediation_status))
+    .bind::<Array<Jsonb>, _>(column(rows, |e| serde_json::json!(e.roles)))
+    .bind::<Array<Jsonb>, _>(column(rows, |e| &e.data))
+    .bind::<Array<Timestamptz>, _>(column(rows, |e| e.created_at))
     .execute(conn)
     .await?;
     Ok(())

@@ -1,5 +1,6 @@
 //! The events outbox table.
 
+use crate::db::prepared::column;
 use crate::db::schema::events;
 use crate::db::Conn;
 use crate::events::NewEvent;
@@ -27,11 +28,11 @@ pub async fn insert(conn: &mut Conn, tenant_id: &str, rows: &[NewEvent]) -> Quer
          ORDER BY u.ord",
     )
     .bind::<Text, _>(tenant_id)
-    .bind::<Array<Text>, _>(rows.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|e| e.incident_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|e| e.alert_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(rows.iter().map(|e| &e.payload).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(column(rows, |e| e.kind.as_str()))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(rows, |e| e.incident_id))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(rows, |e| e.alert_id))
+    .bind::<Array<Text>, _>(column(rows, |e| e.actor.as_str()))
+    .bind::<Array<Jsonb>, _>(column(rows, |e| &e.payload))
     .execute(conn)
     .await?;
     Ok(())
