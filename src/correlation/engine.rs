@@ -201,8 +201,10 @@ struct Round<'a, 'b> {
     preread: Option<Preread>,
 }
 
-/// Carriers of a batch's keys read before its key locks, and the newest event of that snapshot.
+/// Carriers of a batch's keys read before its key locks, the probes that read them, and the newest event
+/// of that snapshot.
 pub struct Preread {
+    probes: Vec<q::SpanProbe>,
     rows: Vec<q::CarrierRow>,
     seq: i64,
 }
@@ -259,7 +261,7 @@ pub async fn preread(
     let probes = span_probes(tenant, items, |i| items[i].activity_at(now));
     let cap = i64::from(tenant.max_key_prevalence) + 1 + i64::try_from(staged.len()).unwrap_or(i64::MAX);
     let (rows, seq) = q::key_carriers_as_of(conn, &tenant.id, &probes, cap).await?;
-    Ok(Some(Preread { rows, seq }))
+    Ok(Some(Preread { probes, rows, seq }))
 }
 
 /// Brings carriers read before the key locks up to date under them. Every change to a carrier that
@@ -269,17 +271,16 @@ async fn refresh(
     conn: &mut crate::db::Conn,
     tenant_id: &str,
     pre: Preread,
-    probes: &[q::SpanProbe],
     cap: i64,
 ) -> AppResult<Vec<q::CarrierRow>> {
     let Some(changed) = q::alerts_named_since(conn, tenant_id, pre.seq).await? else {
         // Retention pruned events of the gap (only with a tiny window): read everything again.
-        return Ok(q::key_carriers(conn, tenant_id, probes, &[], cap).await?);
+        return Ok(q::key_carriers(conn, tenant_id, &pre.probes, &[], cap).await?);
     };
     let changed_set: HashSet<Uuid> = changed.iter().copied().collect();
     let mut rows: Vec<q::CarrierRow> =
         pre.rows.into_iter().filter(|r| !changed_set.contains(&r.alert_id)).collect();
-    rows.extend(q::key_carriers_among(conn, tenant_id, probes, &changed).await?);
+    rows.extend(q::key_carriers_among(conn, tenant_id, &pre.probes, &changed).await?);
     Ok(rows)
 }
 
@@ -334,20 +335,28 @@ async fn place_round(
     for a in alert_q::find_by_providers(conn, tid, &services, &providers).await? {
         existing.insert((a.service_source.clone(), a.provider_alert_id.clone()), a);
     }
-    let prior = |i: usize| match staged[i] {
-        Some(_) => None,
-        None => existing.get(&(items[i].service_source.clone(), items[i].provider_alert_id.clone())).cloned(),
-    };
+    // Each item's stored alert (staged items are new).
+    let prior: Vec<Option<&Alert>> = items
+        .iter()
+        .zip(staged)
+        .map(|(p, s)| match s {
+            Some(_) => None,
+            None => existing.get(&(p.service_source.clone(), p.provider_alert_id.clone())),
+        })
+        .collect();
 
     // Stored alerts sharing a key, inside the union of the round's windows; at most max + 1 per key,
     // since a key carried more often than that is too prevalent to correlate anyway.
-    let probes =
-        span_probes(tenant, items, |i| items[i].activity_at(prior(i).map(|a| a.created_at).unwrap_or(now)));
-    let exclude: Vec<Uuid> = existing.values().map(|a| a.id).collect();
     let cap = max + 1 + i64::try_from(pending.len()).unwrap_or(i64::MAX);
     let stored = match preread {
-        Some(pre) => refresh(conn, tid, pre, &probes, cap).await?,
-        None => q::key_carriers(conn, tid, &probes, &exclude, cap).await?,
+        // Read for the same items at the same instant: its probes are this round's.
+        Some(pre) => refresh(conn, tid, pre, cap).await?,
+        None => {
+            let at = |i: usize| items[i].activity_at(prior[i].map_or(now, |a| a.created_at));
+            let probes = span_probes(tenant, items, at);
+            let exclude: Vec<Uuid> = existing.values().map(|a| a.id).collect();
+            q::key_carriers(conn, tid, &probes, &exclude, cap).await?
+        }
     };
     let stored: Vec<q::CarrierRow> = stored.into_iter().filter(|r| !pending.contains(&r.alert_id)).collect();
 
@@ -393,7 +402,7 @@ async fn place_round(
     let mut merges: Vec<MergeOp> = vec![];
     let mut decided: Vec<Decided> = Vec::with_capacity(items.len());
     for (i, p) in items.iter().enumerate() {
-        let existing = prior(i);
+        let existing = prior[i].cloned();
         let alert_id = match (&existing, staged[i]) {
             (Some(e), _) => e.id,
             (None, Some(s)) => s.alert_id,

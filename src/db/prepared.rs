@@ -42,6 +42,14 @@ pub fn column<'a, R, T>(rows: &'a [R], f: impl Fn(&'a R) -> T) -> Vec<T> {
     rows.iter().map(f).collect()
 }
 
+/// A row of one `id` column (what `RETURNING id` and id lists load into).
+#[derive(diesel::QueryableByName)]
+pub struct IdRow {
+    /// The id.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: uuid::Uuid,
+}
+
 /// The bind values of a statement, walked in order.
 pub trait Binds {
     /// Hands each value to the pass, first bound first.

@@ -2,7 +2,7 @@
 //! loaders batch (first page of each incident's alerts, counts, roll-ups, impacted mailboxes).
 
 use crate::db::models::Alert;
-use crate::db::prepared::column;
+use crate::db::prepared::{column, IdRow};
 use crate::db::queries::queue::{contains_pattern, severity_rank_sql, Keyset, SortDir, TimeKeyset};
 use crate::db::schema::{alert_keys, alerts};
 use crate::db::Conn;
@@ -32,12 +32,7 @@ pub async fn insert_new(conn: &mut Conn, rows: &mut [Alert]) -> QueryResult<Vec<
     }
     use diesel::sql_types::{Int4, Jsonb, Uuid as SqlUuid};
     let rows = &*rows;
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let ids: Vec<Id> = crate::db::prepared::sql(
+    let ids: Vec<IdRow> = crate::db::prepared::sql(
         "INSERT INTO alerts (tenant_id, id, incident_id, provider_alert_id, service_source, detection_source, \
                              alert_policy, title, description, severity, status, classification, determination, \
                              assigned_to, category, mitre_techniques, investigation_state, first_activity_at, \
@@ -102,11 +97,6 @@ pub async fn set_correlation_many(conn: &mut Conn, tenant_id: &str, rows: &[&Ale
     if rows.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = rows.iter().map(|a| a.id).collect();
-    let incidents: Vec<Uuid> = rows.iter().map(|a| a.incident_id).collect();
-    let kinds: Vec<&str> = rows.iter().map(|a| a.correlation_kind.as_str()).collect();
-    let matched: Vec<&serde_json::Value> = rows.iter().map(|a| &a.correlation_matched).collect();
-    let skipped: Vec<&serde_json::Value> = rows.iter().map(|a| &a.correlation_skipped).collect();
     crate::db::prepared::sql(
         "UPDATE alerts a SET incident_id = u.inc, correlation_kind = u.kind, correlation_matched = u.matched, \
              correlation_skipped = u.skipped \
@@ -114,11 +104,11 @@ pub async fn set_correlation_many(conn: &mut Conn, tenant_id: &str, rows: &[&Ale
          WHERE a.tenant_id = $1 AND a.id = u.id",
     )
     .bind::<Text, _>(tenant_id)
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<SqlUuid>, _>(incidents)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Array<Jsonb>, _>(matched)
-    .bind::<Array<Jsonb>, _>(skipped)
+    .bind::<Array<SqlUuid>, _>(column(rows, |a| a.id))
+    .bind::<Array<SqlUuid>, _>(column(rows, |a| a.incident_id))
+    .bind::<Array<Text>, _>(column(rows, |a| a.correlation_kind))
+    .bind::<Array<Jsonb>, _>(column(rows, |a| &a.correlation_matched))
+    .bind::<Array<Jsonb>, _>(column(rows, |a| &a.correlation_skipped))
     .execute(conn)
     .await?;
     Ok(())

@@ -2,7 +2,7 @@
 //! writes of a join or a merge.
 
 use crate::db::models::{AlertKey, Evidence, Incident};
-use crate::db::prepared::{self, column};
+use crate::db::prepared::{self, column, IdRow};
 use crate::db::schema::{alert_keys, evidence, incidents};
 use crate::db::Conn;
 use crate::domain::enums::{CorrelationKind, IncidentStatus, KeyKind};
@@ -181,12 +181,6 @@ pub async fn key_carriers_as_of(
     Ok((carriers, seq))
 }
 
-#[derive(QueryableByName)]
-struct AlertIdRow {
-    #[diesel(sql_type = SqlUuid)]
-    alert_id: Uuid,
-}
-
 /// The alerts that events after `seq` name (placed, moved or changed since), or `None` when retention
 /// may have pruned some of those events.
 pub async fn alerts_named_since(
@@ -204,14 +198,14 @@ pub async fn alerts_named_since(
     if pruned.is_some_and(|p| p > seq) {
         return Ok(None);
     }
-    let rows: Vec<AlertIdRow> = prepared::sql(
-        "SELECT DISTINCT alert_id FROM events WHERE tenant_id = $1 AND seq > $2 AND alert_id IS NOT NULL",
+    let rows: Vec<IdRow> = prepared::sql(
+        "SELECT DISTINCT alert_id AS id FROM events WHERE tenant_id = $1 AND seq > $2 AND alert_id IS NOT NULL",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Int8, _>(seq)
     .load(conn)
     .await?;
-    Ok(Some(rows.into_iter().map(|r| r.alert_id).collect()))
+    Ok(Some(rows.into_iter().map(|r| r.id).collect()))
 }
 
 /// Among `alert_ids`, the alerts carrying a probed key inside its span.
@@ -411,12 +405,7 @@ pub async fn move_all_alerts(
     matched: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let ids: Vec<Id> = prepared::sql(
+    let ids: Vec<IdRow> = prepared::sql(
         "UPDATE alerts SET incident_id = $3, correlation_kind = $4, correlation_matched = $5, \
              correlation_skipped = '[]', correlated_at = $6, last_update_at = $6 \
          WHERE tenant_id = $1 AND incident_id = $2 RETURNING id",

@@ -2,6 +2,7 @@
 //! summary. Every query is filtered by tenant here, so no caller can forget it.
 
 use crate::db::models::Incident;
+use crate::db::prepared::column;
 use crate::db::queries::queue::{contains_pattern, severity_rank_sql, Keyset, SortDir};
 use crate::db::schema::incidents;
 use crate::db::Conn;
@@ -135,16 +136,6 @@ pub async fn save_derived_many(conn: &mut Conn, tenant_id: &str, rows: &[Inciden
     if rows.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = rows.iter().map(|i| i.id).collect();
-    let names: Vec<&str> = rows.iter().map(|i| i.display_name.as_str()).collect();
-    let severities: Vec<&str> = rows.iter().map(|i| i.severity.as_str()).collect();
-    let scores: Vec<i32> = rows.iter().map(|i| i.priority_score).collect();
-    let reasons: Vec<serde_json::Value> =
-        rows.iter().map(|i| serde_json::json!(i.priority_reasons)).collect();
-    let counts: Vec<i32> = rows.iter().map(|i| i.alert_count).collect();
-    let stamps: Vec<DateTime<Utc>> = rows.iter().map(|i| i.last_update_at).collect();
-    let by: Vec<&str> = rows.iter().map(|i| i.last_modified_by.as_deref().unwrap_or("")).collect();
-    let versions: Vec<i32> = rows.iter().map(|i| i.version).collect();
     // `i.id = ANY($2)` repeats the join so the incidents are found by primary key (joined to the unnest
     // alone, the planner scanned the whole table).
     crate::db::prepared::sql(
@@ -156,15 +147,15 @@ pub async fn save_derived_many(conn: &mut Conn, tenant_id: &str, rows: &[Inciden
          WHERE i.tenant_id = $1 AND i.id = u.id AND i.id = ANY($2)",
     )
     .bind::<Text, _>(tenant_id)
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<Text>, _>(names)
-    .bind::<Array<Text>, _>(severities)
-    .bind::<Array<Int4>, _>(scores)
-    .bind::<Array<Jsonb>, _>(reasons)
-    .bind::<Array<Int4>, _>(counts)
-    .bind::<Array<Timestamptz>, _>(stamps)
-    .bind::<Array<Text>, _>(by)
-    .bind::<Array<Int4>, _>(versions)
+    .bind::<Array<SqlUuid>, _>(column(rows, |i| i.id))
+    .bind::<Array<Text>, _>(column(rows, |i| i.display_name.as_str()))
+    .bind::<Array<Text>, _>(column(rows, |i| i.severity))
+    .bind::<Array<Int4>, _>(column(rows, |i| i.priority_score))
+    .bind::<Array<Jsonb>, _>(column(rows, |i| serde_json::json!(i.priority_reasons)))
+    .bind::<Array<Int4>, _>(column(rows, |i| i.alert_count))
+    .bind::<Array<Timestamptz>, _>(column(rows, |i| i.last_update_at))
+    .bind::<Array<Text>, _>(column(rows, |i| i.last_modified_by.as_deref().unwrap_or("")))
+    .bind::<Array<Int4>, _>(column(rows, |i| i.version))
     .execute(conn)
     .await?;
     Ok(())
