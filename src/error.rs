@@ -22,8 +22,14 @@ pub enum AppError {
     Conflict(String),
     /// Anything else: database failures, bugs. The detail is logged, never sent.
     Internal(String),
-    /// The transaction collided with another (deadlock, serialisation failure): safe to retry.
+    /// The transaction collided with another (deadlock, serialisation failure) or lost its connection:
+    /// safe to retry, and retried where the operation allows; what still fails reaches the client as
+    /// `UNAVAILABLE`. The detail is logged, never sent.
     Transient(String),
+    /// The database could not serve the request now (no connection within the pool's wait, a statement
+    /// timeout, the server starting or stopping): `UNAVAILABLE`, with this message, which holds no
+    /// internal detail.
+    Unavailable(String),
 }
 
 /// Result of a domain operation.
@@ -38,7 +44,8 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadInput(_) => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
-            AppError::Internal(_) | AppError::Transient(_) => "INTERNAL",
+            AppError::Internal(_) => "INTERNAL",
+            AppError::Transient(_) | AppError::Unavailable(_) => "UNAVAILABLE",
         }
     }
 
@@ -49,9 +56,14 @@ impl AppError {
             | AppError::Forbidden(m)
             | AppError::NotFound(m)
             | AppError::BadInput(m)
-            | AppError::Conflict(m) => m.clone(),
+            | AppError::Conflict(m)
+            | AppError::Unavailable(m) => m.clone(),
             AppError::Internal(_) => "internal server error".to_string(),
-            AppError::Transient(_) => "the server is busy; retry the request".to_string(),
+            AppError::Transient(_) => {
+                "the database was busy and the request was retried without success; nothing was changed: \
+                 retry the request"
+                    .to_string()
+            }
         }
     }
 
@@ -69,21 +81,80 @@ impl AppError {
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
+        let detail = format!("database: {e}");
         match &e {
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
-                AppError::Transient(format!("database: {e}"))
-            }
-            Error::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
-                AppError::Transient(format!("database: {e}"))
-            }
-            _ => AppError::Internal(format!("database: {e}")),
+            Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ClosedConnection,
+                _,
+            )
+            | Error::BrokenTransactionManager => AppError::Transient(detail),
+            Error::DatabaseError(_, info) => match transient_kind(info.message()) {
+                Some(Busy::Retry) => AppError::Transient(detail),
+                Some(Busy::Refuse(message)) => {
+                    tracing::warn!(error = %detail, "database unavailable");
+                    AppError::Unavailable(message.to_string())
+                }
+                None => AppError::Internal(detail),
+            },
+            _ => AppError::Internal(detail),
         }
     }
 }
 
+/// How a busy or unreachable database is answered.
+enum Busy {
+    /// Roll back and run the transaction again.
+    Retry,
+    /// Not worth retrying at once: tell the client, with this message.
+    Refuse(&'static str),
+}
+
+/// Recognises PostgreSQL's transient failures by their message (the driver passes no SQLSTATE on).
+fn transient_kind(message: &str) -> Option<Busy> {
+    const RETRY: [&str; 6] = [
+        "deadlock detected",
+        "could not serialize access",
+        "terminating connection",
+        "server closed the connection",
+        "connection reset",
+        "out of shared memory",
+    ];
+    if RETRY.iter().any(|m| message.contains(m)) {
+        return Some(Busy::Retry);
+    }
+    if message.contains("canceling statement due to") {
+        return Some(Busy::Refuse(
+            "the database did not answer in time; nothing was changed: retry the request later",
+        ));
+    }
+    const DOWN: [&str; 4] = [
+        "the database system is starting up",
+        "the database system is shutting down",
+        "the database system is in recovery mode",
+        "too many connections",
+    ];
+    if DOWN.iter().any(|m| message.contains(m)) {
+        return Some(Busy::Refuse("the database is not available right now; retry the request later"));
+    }
+    None
+}
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        AppError::Internal(format!("database pool: {e}"))
+        use diesel_async::pooled_connection::deadpool::PoolError;
+        match e {
+            PoolError::Timeout(_) | PoolError::Backend(_) | PoolError::Closed => {
+                tracing::warn!(error = %e, "no database connection");
+                AppError::Unavailable(
+                    "the database is not available right now (no connection could be had); retry the \
+                     request later"
+                        .into(),
+                )
+            }
+            other => AppError::Internal(format!("database pool: {other}")),
+        }
     }
 }
 
@@ -96,8 +167,10 @@ impl From<serde_json::Error> for AppError {
 impl From<AppError> for async_graphql::Error {
     fn from(e: AppError) -> Self {
         let code = e.code();
-        if let AppError::Internal(detail) | AppError::Transient(detail) = &e {
-            tracing::error!(error = %detail, "internal error");
+        match &e {
+            AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            AppError::Transient(detail) => tracing::warn!(error = %detail, "database busy after retries"),
+            _ => {}
         }
         let message = e.public_message();
         async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))

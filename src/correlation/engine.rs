@@ -10,6 +10,7 @@ use crate::domain::enums::*;
 use crate::error::{AppError, AppResult};
 use crate::events::NewEvent;
 use crate::incidents::{self, CORRELATION_ACTOR};
+use crate::ingest::fingerprint::fingerprint;
 use crate::ingest::validate::PreparedAlert;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -77,10 +78,13 @@ impl Batch {
             q::insert_evidence(conn, &self.evidence).await?;
         }
         let ids: Vec<Uuid> = self.touched.keys().copied().collect();
-        let live: Vec<Incident> = q::lock_incidents(conn, tenant_id, &ids)
+        // As they are now (a merge target took fields from the others), beside how the batch first saw
+        // them, which decides whether the version moves.
+        let live: Vec<(Incident, Incident)> = q::lock_incidents(conn, tenant_id, &ids)
             .await?
             .into_iter()
             .filter(|i| i.status != IncidentStatus::Redirected)
+            .filter_map(|i| self.touched.get(&i.id).map(|(before, _)| (before.clone(), i)))
             .collect();
         for after in incidents::recompute_many(conn, live, CORRELATION_ACTOR).await? {
             let Some((before, alerts_moved)) = self.touched.get(&after.id) else { continue };
@@ -168,7 +172,7 @@ pub async fn place_all(
     tenant: &Tenant,
     items: &[&PreparedAlert],
     staged: &[Option<Staged>],
-    mut preread: Option<Preread>,
+    mut preread: Option<Carriers>,
     now: DateTime<Utc>,
     batch: &mut Batch,
 ) -> AppResult<Vec<Placement>> {
@@ -198,15 +202,51 @@ struct Round<'a, 'b> {
     items: &'b [&'a PreparedAlert],
     staged: &'b [Option<Staged>],
     pending: &'b HashSet<Uuid>,
-    preread: Option<Preread>,
+    preread: Option<Carriers>,
 }
 
-/// Carriers of a batch's keys read before its key locks, the probes that read them, and the newest event
-/// of that snapshot.
-pub struct Preread {
+/// The stored carriers of a round's keys as of one snapshot: the probes that read them, the alerts they
+/// leave out (the round's re-sent ones), and the newest event of that snapshot.
+pub struct Carriers {
     probes: Vec<q::SpanProbe>,
+    exclude: Vec<Uuid>,
     rows: Vec<q::CarrierRow>,
     seq: i64,
+}
+
+impl Carriers {
+    async fn read(
+        conn: &mut crate::db::Conn,
+        tenant_id: &str,
+        probes: Vec<q::SpanProbe>,
+        exclude: Vec<Uuid>,
+        cap: i64,
+    ) -> AppResult<Self> {
+        let (rows, seq) = q::key_carriers(conn, tenant_id, &probes, &exclude, cap).await?;
+        Ok(Self { probes, exclude, rows, seq })
+    }
+
+    /// Brings the rows up to date. Every change to a carrier that committed since the snapshot (an alert
+    /// placed, moved or re-sent) wrote an event naming the alert after the snapshot's newest event, since
+    /// events are numbered in commit order; those alerts are read again. Returns whether any was.
+    async fn catch_up(&mut self, conn: &mut crate::db::Conn, tenant_id: &str, cap: i64) -> AppResult<bool> {
+        let Some((changed, seq)) = q::alerts_named_since(conn, tenant_id, self.seq).await? else {
+            // Retention pruned events of the gap (only with a tiny window): read everything again.
+            (self.rows, self.seq) =
+                q::key_carriers(conn, tenant_id, &self.probes, &self.exclude, cap).await?;
+            return Ok(true);
+        };
+        self.seq = seq;
+        let exclude: HashSet<Uuid> = self.exclude.iter().copied().collect();
+        let changed: Vec<Uuid> = changed.into_iter().filter(|id| !exclude.contains(id)).collect();
+        if changed.is_empty() {
+            return Ok(false);
+        }
+        let changed_set: HashSet<Uuid> = changed.iter().copied().collect();
+        self.rows.retain(|r| !changed_set.contains(&r.alert_id));
+        self.rows.extend(q::key_carriers_among(conn, tenant_id, &self.probes, &changed).await?);
+        Ok(true)
+    }
 }
 
 /// One probe per key of `items` outside the ignore list, spanning the union of the items' windows
@@ -253,35 +293,50 @@ pub async fn preread(
     items: &[&PreparedAlert],
     staged: &[Option<Staged>],
     now: DateTime<Utc>,
-) -> AppResult<Option<Preread>> {
+) -> AppResult<Option<Carriers>> {
     // A small batch holds its locks briefly anyway; reading twice would only add round trips to it.
     if items.len() < PREREAD_MIN_ITEMS || staged.iter().any(Option::is_none) {
         return Ok(None);
     }
     let probes = span_probes(tenant, items, |i| items[i].activity_at(now));
     let cap = i64::from(tenant.max_key_prevalence) + 1 + i64::try_from(staged.len()).unwrap_or(i64::MAX);
-    let (rows, seq) = q::key_carriers_as_of(conn, &tenant.id, &probes, cap).await?;
-    Ok(Some(Preread { probes, rows, seq }))
+    Ok(Some(Carriers::read(conn, &tenant.id, probes, vec![], cap).await?))
 }
 
-/// Brings carriers read before the key locks up to date under them. Every change to a carrier that
-/// committed since (an alert placed, moved or re-sent) wrote an event naming the alert after the
-/// snapshot's newest event, since events are numbered in commit order; those alerts are read again.
-async fn refresh(
+/// How often `settle` may find carriers that moved before the round gives up and starts over.
+const SETTLE_ROUNDS: usize = 8;
+
+/// Makes sure, once the round holds its incident locks, that every carrier is where the round believes.
+/// Manual operations and other batches' merges move alerts between incidents without this round's key
+/// locks, so a carrier may have left an incident between being read and the incident being locked; the
+/// round would then join the incident on a key it no longer holds. Re-reads the carriers that events
+/// committed since the read name, and locks the incidents they moved to, until nothing moved: then
+/// nothing can, since every incident holding a carrier is locked, and new carriers need the key locks.
+async fn settle(
     conn: &mut crate::db::Conn,
-    tenant_id: &str,
-    pre: Preread,
+    tid: &str,
+    carriers: &mut Carriers,
+    incidents: &mut BTreeMap<Uuid, Incident>,
+    pending: &HashSet<Uuid>,
     cap: i64,
-) -> AppResult<Vec<q::CarrierRow>> {
-    let Some(changed) = q::alerts_named_since(conn, tenant_id, pre.seq).await? else {
-        // Retention pruned events of the gap (only with a tiny window): read everything again.
-        return Ok(q::key_carriers(conn, tenant_id, &pre.probes, &[], cap).await?);
-    };
-    let changed_set: HashSet<Uuid> = changed.iter().copied().collect();
-    let mut rows: Vec<q::CarrierRow> =
-        pre.rows.into_iter().filter(|r| !changed_set.contains(&r.alert_id)).collect();
-    rows.extend(q::key_carriers_among(conn, tenant_id, &pre.probes, &changed).await?);
-    Ok(rows)
+) -> AppResult<()> {
+    for _ in 0..SETTLE_ROUNDS {
+        if !carriers.catch_up(conn, tid, cap).await? {
+            return Ok(());
+        }
+        carriers.rows.retain(|r| !pending.contains(&r.alert_id));
+        let mut missing: Vec<Uuid> =
+            carriers.rows.iter().map(|r| r.incident_id).filter(|id| !incidents.contains_key(id)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort();
+        missing.dedup();
+        // These locks come after others, out of id order: a deadlock that makes is detected by
+        // PostgreSQL and the batch retried.
+        incidents.extend(q::lock_incidents(conn, tid, &missing).await?.into_iter().map(|i| (i.id, i)));
+    }
+    Err(AppError::Transient("correlation carriers kept moving while their incidents were locked".into()))
 }
 
 /// One stored or in-batch alert carrying a key.
@@ -302,6 +357,8 @@ struct MergeOp {
 
 /// An alert decided in memory, written at the end of the round.
 struct Decided<'a> {
+    /// The item's place in the round.
+    index: usize,
     p: &'a PreparedAlert,
     existing: Option<Alert>,
     staged: Option<Staged>,
@@ -348,25 +405,29 @@ async fn place_round(
     // Stored alerts sharing a key, inside the union of the round's windows; at most max + 1 per key,
     // since a key carried more often than that is too prevalent to correlate anyway.
     let cap = max + 1 + i64::try_from(pending.len()).unwrap_or(i64::MAX);
-    let stored = match preread {
+    let mut stored = match preread {
         // Read for the same items at the same instant: its probes are this round's.
-        Some(pre) => refresh(conn, tid, pre, cap).await?,
+        Some(mut pre) => {
+            pre.catch_up(conn, tid, cap).await?;
+            pre
+        }
         None => {
             let at = |i: usize| items[i].activity_at(prior[i].map_or(now, |a| a.created_at));
             let probes = span_probes(tenant, items, at);
             let exclude: Vec<Uuid> = existing.values().map(|a| a.id).collect();
-            q::key_carriers(conn, tid, &probes, &exclude, cap).await?
+            Carriers::read(conn, tid, probes, exclude, cap).await?
         }
     };
-    let stored: Vec<q::CarrierRow> = stored.into_iter().filter(|r| !pending.contains(&r.alert_id)).collect();
+    stored.rows.retain(|r| !pending.contains(&r.alert_id));
 
     // Lock every incident involved, in id order, and see them as they are now.
-    let mut lock_ids: Vec<Uuid> = stored.iter().map(|r| r.incident_id).collect();
+    let mut lock_ids: Vec<Uuid> = stored.rows.iter().map(|r| r.incident_id).collect();
     lock_ids.extend(existing.values().map(|a| a.incident_id));
     lock_ids.sort();
     lock_ids.dedup();
     let mut incidents: BTreeMap<Uuid, Incident> =
         q::lock_incidents(conn, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
+    settle(conn, tid, &mut stored, &mut incidents, pending, cap).await?;
     if !existing.is_empty() {
         // A person may have moved a re-sent alert (manual operations take no key locks) between reading
         // it and locking its incident: then start the batch over rather than update the wrong incident.
@@ -380,7 +441,7 @@ async fn place_round(
 
     let mut carriers: HashMap<Key, Vec<Carrier>> = HashMap::new();
     let mut truncated: HashMap<Key, usize> = HashMap::new();
-    for r in stored {
+    for r in stored.rows {
         let Ok(kind) = r.kind.parse::<KeyKind>() else { continue };
         let key = Key::new(kind, r.value);
         *truncated.entry(key.clone()).or_default() += 1;
@@ -398,6 +459,10 @@ async fn place_round(
         .collect();
 
     // Decide, in order.
+    // Fingerprints of the re-sends, to recognise the ones that change nothing.
+    let hashes: Vec<Option<String>> =
+        items.iter().zip(&prior).map(|(p, e)| e.map(|_| fingerprint(p))).collect();
+    let mut unchanged: Vec<(usize, Placement)> = vec![];
     let mut created: Vec<Uuid> = vec![];
     let mut merges: Vec<MergeOp> = vec![];
     let mut decided: Vec<Decided> = Vec::with_capacity(items.len());
@@ -410,6 +475,30 @@ async fn place_round(
             (None, None) => return Err(AppError::Transient("a re-sent alert vanished".into())),
         };
         let at = p.activity_at(existing.as_ref().map(|a| a.created_at).unwrap_or(now));
+        if let Some(e) = existing.as_ref().filter(|e| e.source_hash.is_some() && e.source_hash == hashes[i]) {
+            // A re-send that changes nothing (a source retrying) changes nothing: no write, no event, no
+            // roll-up, no merge. Later alerts of the round still correlate with it where it is.
+            let incident_id = batch.resolve(e.incident_id);
+            for k in &p.keys {
+                carriers.entry(k.clone()).or_default().push(Carrier {
+                    alert_id,
+                    at,
+                    incident_id,
+                    policy: p.alert_policy.clone(),
+                });
+            }
+            unchanged.push((
+                i,
+                Placement {
+                    alert_id,
+                    incident_id,
+                    created: false,
+                    kind: e.correlation_kind,
+                    matched: vec![],
+                },
+            ));
+            continue;
+        }
         let mut skipped = vec![];
         let mut rows = vec![];
         for k in &p.keys {
@@ -507,6 +596,7 @@ async fn place_round(
             });
         }
         decided.push(Decided {
+            index: i,
             p,
             existing,
             staged: staged[i],
@@ -579,7 +669,10 @@ async fn place_round(
     }
 
     let mut keys = vec![];
-    let mut placements = Vec::with_capacity(decided.len());
+    let mut placements: Vec<Option<Placement>> = vec![None; items.len()];
+    for (i, p) in unchanged {
+        placements[i] = Some(p);
+    }
     for (d, row) in decided.into_iter().zip(rows) {
         let final_incident = row.incident_id;
         let kind = row.correlation_kind;
@@ -626,7 +719,7 @@ async fn place_round(
                 ));
             }
         }
-        placements.push(Placement {
+        placements[d.index] = Some(Placement {
             alert_id: d.alert_id,
             incident_id: d.incident_id,
             created: d.existing.is_none(),
@@ -635,7 +728,8 @@ async fn place_round(
         });
     }
     q::insert_keys(conn, &keys).await?;
-    Ok(placements)
+    // Every item was decided or found unchanged.
+    Ok(placements.into_iter().flatten().collect())
 }
 
 /// Whether a staged alert ended where `stage` put it: in the incident it created, nothing matched or skipped.
@@ -869,6 +963,7 @@ fn alert_row(
         correlated_at: now,
         mailboxes: p.mailboxes(),
         malicious_evidence: p.malicious_evidence(),
+        source_hash: Some(fingerprint(p)),
     };
     Ok(match existing {
         None => base,

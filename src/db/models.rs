@@ -75,7 +75,7 @@ impl Incident {
             resolved_at: None,
             redirect_incident_id: None,
             last_modified_by: Some(actor.to_string()),
-            version: 0,
+            version: 1,
         }
     }
 
@@ -120,6 +120,8 @@ pub struct Alert {
     pub mailboxes: Vec<String>,
     /// How many of the alert's evidence rows are malicious.
     pub malicious_evidence: i32,
+    /// Fingerprint of what the source last sent (normalised), so an unchanged re-send changes nothing.
+    pub source_hash: Option<String>,
 }
 
 /// An evidence row; `data` holds the kind's own fields as JSON.

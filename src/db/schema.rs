@@ -73,6 +73,14 @@ diesel::table! {
         correlated_at -> Timestamptz,
         mailboxes -> Array<Text>,
         malicious_evidence -> Int4,
+        source_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    correlation_locks (tenant_id, key_hash) {
+        tenant_id -> Text,
+        key_hash -> Int8,
     }
 }
 

@@ -8,7 +8,7 @@
 //!   no matched keys (a person, not a key, put them there); alerts moved by a merge say `MERGED`, as in an
 //!   automatic merge, since they came with their incident;
 //! - every incident touched gets its count, severity (unless set by hand), name (unless set by hand) and
-//!   priority recomputed, and its version moved on;
+//!   priority recomputed; its version moves only when its status or a field a person sets changes
 //! - an incident that loses its last open alert this way becomes `RESOLVED` (the status roll-up); one left
 //!   with no alert at all becomes `REDIRECTED` to where its alerts went; a new incident whose alerts are all
 //!   resolved starts `RESOLVED`;
@@ -253,7 +253,7 @@ async fn merge_tx(c: &mut Conn, caller: &Caller, ids: &[Uuid], comment: &str) ->
         }
     }
 
-    let after = super::recompute(c, target, &caller.sub).await?;
+    let after = super::recompute(c, &before, target, &caller.sub).await?;
     let mut changed = vec!["alerts", "comments"];
     changed.extend(incident_changes(&before, &after));
     op.events.extend(alert_events);
@@ -362,7 +362,7 @@ async fn move_alerts(
             next.resolved_at = Some(now);
         }
     }
-    let after = super::recompute(c, next, &actor).await?;
+    let after = super::recompute(c, &before, next, &actor).await?;
     let mut changed = vec!["alerts", "comments"];
     changed.extend(incident_changes(&before, &after));
     op.events.push(NewEvent::incident_changed(after.id, &actor, &changed));
@@ -416,7 +416,7 @@ async fn leave(
         next.status = IncidentStatus::Resolved;
         next.resolved_at = Some(op.now);
     }
-    let after = super::recompute(c, next, &actor).await?;
+    let after = super::recompute(c, &source, next, &actor).await?;
     let mut changed = vec!["alerts"];
     changed.extend(incident_changes(&source, &after));
     op.events.push(NewEvent::incident_changed(source.id, &actor, &changed));

@@ -13,45 +13,52 @@ use crate::error::AppResult;
 use chrono::Utc;
 
 /// Recomputes what an incident derives from its alerts (count, severity unless set by hand, name unless
-/// set by hand, priority), stamps `actor` and the time, bumps the version, and saves it. The caller holds
-/// the incident's row lock. Returns the incident as saved.
-pub async fn recompute(conn: &mut Conn, incident: Incident, actor: &str) -> AppResult<Incident> {
-    let stats = q::stats(conn, &incident.tenant_id, incident.id).await?;
-    let incident = derive(incident, &stats, actor, Utc::now());
+/// set by hand, priority) and saves it, with the time. `before` is the incident as the caller locked it:
+/// the version moves on (in `actor`'s name) only when a field a person sets differs from it, see
+/// [`versioned_change`]. The caller holds the incident's row lock. Returns the incident as saved.
+pub async fn recompute(
+    conn: &mut Conn,
+    before: &Incident,
+    next: Incident,
+    actor: &str,
+) -> AppResult<Incident> {
+    let stats = q::stats(conn, &next.tenant_id, next.id).await?;
+    let mut incident = derive(next, &stats, stamp_now());
+    stamp_version(before, &mut incident, actor);
     q::save_derived(conn, &incident).await?;
     Ok(incident)
 }
 
-/// `recompute` for several incidents at once: one aggregate query and one update for all of them.
+/// `recompute` for several incidents at once, each given as (before, next): one aggregate query and
+/// one update for all of them.
 pub async fn recompute_many(
     conn: &mut Conn,
-    incidents: Vec<Incident>,
+    incidents: Vec<(Incident, Incident)>,
     actor: &str,
 ) -> AppResult<Vec<Incident>> {
-    let Some(first) = incidents.first() else { return Ok(vec![]) };
+    let Some((_, first)) = incidents.first() else { return Ok(vec![]) };
     let tenant_id = first.tenant_id.clone();
-    let ids: Vec<_> = incidents.iter().map(|i| i.id).collect();
+    let ids: Vec<_> = incidents.iter().map(|(_, i)| i.id).collect();
     let mut stats: std::collections::HashMap<_, _> =
         q::stats_many(conn, &tenant_id, &ids).await?.into_iter().map(|r| (r.incident_id, r.stats)).collect();
-    let now = Utc::now();
+    let now = stamp_now();
     let out: Vec<Incident> = incidents
         .into_iter()
-        .map(|i| {
-            let s = stats.remove(&i.id).unwrap_or_else(q::IncidentStats::empty);
-            derive(i, &s, actor, now)
+        .map(|(before, next)| {
+            let s = stats.remove(&next.id).unwrap_or_else(q::IncidentStats::empty);
+            let mut after = derive(next, &s, now);
+            stamp_version(&before, &mut after, actor);
+            after
         })
         .collect();
     q::save_derived_many(conn, &tenant_id, &out).await?;
     Ok(out)
 }
 
-/// Applies the alerts' aggregates to an incident, stamps it and moves its version on.
-fn derive(
-    mut incident: Incident,
-    stats: &q::IncidentStats,
-    actor: &str,
-    now: chrono::DateTime<Utc>,
-) -> Incident {
+/// Applies the alerts' aggregates to an incident and stamps the time. Derived values never move the
+/// version: alerts joining an incident must not make an analyst's pending update (`expectedVersion`)
+/// fail.
+fn derive(mut incident: Incident, stats: &q::IncidentStats, now: chrono::DateTime<Utc>) -> Incident {
     incident.alert_count = stats.alerts;
     if !incident.severity_custom {
         incident.severity = severity_from_rank(stats.severity_rank);
@@ -63,9 +70,38 @@ fn derive(
     incident.priority_score = score;
     incident.priority_reasons = reasons;
     incident.last_update_at = now;
-    incident.last_modified_by = Some(actor.to_string());
-    incident.version += 1;
     incident
+}
+
+/// Now, to the microsecond PostgreSQL keeps, so what a mutation returns equals what a read returns.
+fn stamp_now() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Moves the version on, in `actor`'s name, when `after` differs from `before` in a field a person sets.
+pub fn stamp_version(before: &Incident, after: &mut Incident, actor: &str) {
+    if versioned_change(before, after) {
+        after.version = before.version + 1;
+        after.last_modified_by = Some(actor.to_string());
+    }
+}
+
+/// Whether a field a person can set differs: status, the severity override, owner, classification,
+/// determination, a custom name, tags, the resolving comment. These, and only these, move `version`
+/// (whoever changes them: a person, a merge, a status roll-up); what an incident derives from its
+/// alerts (count, computed severity and name, priority) moves only `lastUpdateAt`.
+pub fn versioned_change(a: &Incident, b: &Incident) -> bool {
+    a.status != b.status
+        || a.severity_custom != b.severity_custom
+        || (b.severity_custom && a.severity != b.severity)
+        || a.display_name_custom != b.display_name_custom
+        || (b.display_name_custom && a.display_name != b.display_name)
+        || a.assigned_to != b.assigned_to
+        || a.classification != b.classification
+        || a.determination != b.determination
+        || a.custom_tags != b.custom_tags
+        || a.resolving_comment != b.resolving_comment
 }
 
 /// Whether an incident in this status takes new alerts and may be merged.

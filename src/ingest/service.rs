@@ -8,6 +8,7 @@ use crate::auth::{Caller, Role};
 use crate::correlation::engine::{place_all, preread, stage, Batch, Placement};
 use crate::correlation::keys::lock_id;
 use crate::db::queries::{correlation as q, tenants};
+use crate::db::Conn;
 use crate::db::Pool;
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
@@ -41,6 +42,8 @@ pub async fn ingest_alerts(
         prepared.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p))).collect();
 
     let tid = caller.tenant_id.as_str();
+    // Every key of the batch, and every (service source, provider id) it sends, so re-sends of one alert
+    // decide one after the other too.
     let mut lock_ids: Vec<i64> = vec![];
     for (_, p) in &good {
         lock_ids.push(lock_id(
@@ -55,10 +58,11 @@ pub async fn ingest_alerts(
 
     let mut placed: Vec<Placement> = vec![];
     if !good.is_empty() {
-        let mut conn = pool.get().await?;
         let mut attempt = 0;
         placed = loop {
             attempt += 1;
+            // A connection of its own for every attempt: the one before may be the one that was lost.
+            let mut conn = pool.get().await?;
             let result = conn
                 .transaction::<_, AppError, _>(async |conn| {
                     let now = chrono::Utc::now();
@@ -68,7 +72,7 @@ pub async fn ingest_alerts(
                     let staged = stage(conn, tid, &items, now).await?;
                     let tenant = tenants::get(conn, tid).await?;
                     let pre = preread(conn, &tenant, &items, &staged, now).await?;
-                    q::lock_keys(conn, &lock_ids).await?;
+                    lock_keys(conn, tid, &lock_ids).await?;
                     let mut batch = Batch::default();
                     let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
                     // Report where each alert ended the batch (a later alert may have merged its incident).
@@ -82,6 +86,14 @@ pub async fn ingest_alerts(
             match result {
                 Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
                     tracing::warn!(attempt, %detail, "ingest transaction collided; retrying");
+                    backoff(attempt).await;
+                }
+                Err(AppError::Transient(detail)) => {
+                    tracing::warn!(attempt, %detail, "ingest transaction failed after its retries");
+                    return Err(AppError::Unavailable(format!(
+                        "the database was busy and the batch could not be stored after {ATTEMPTS} tries; \
+                         nothing of it was stored: retry the same batch (re-sending is idempotent)"
+                    )));
                 }
                 other => break other?,
             }
@@ -100,4 +112,24 @@ pub async fn ingest_alerts(
             Err(reason) => ItemOutcome::Rejected(reason),
         })
         .collect())
+}
+
+/// Takes the batch's key locks; a key row that vanished (none is ever deleted) makes the batch start over.
+async fn lock_keys(conn: &mut Conn, tid: &str, hashes: &[i64]) -> AppResult<()> {
+    let mut wanted = hashes.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let locked = q::lock_keys(conn, tid, &wanted).await?;
+    if locked != wanted.len() {
+        return Err(AppError::Transient(format!("locked {locked} of {} keys", wanted.len())));
+    }
+    Ok(())
+}
+
+/// Waits a little before another attempt, longer each time and never the same for two clients, so
+/// transactions that collided do not collide again at once.
+async fn backoff(attempt: usize) {
+    let base = 20 * u64::try_from(attempt).unwrap_or(1);
+    let jitter = rand::random::<u64>() % base.max(1);
+    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
 }

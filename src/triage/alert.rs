@@ -119,23 +119,26 @@ async fn apply(
     q::save_alert(c, &next).await?;
     changes.extend(log);
 
-    if status_changed {
-        roll_up(c, &next, incident, changes).await?;
+    let incident_id = incident.id;
+    if !(status_changed && roll_up(c, &next, incident, changes).await?) {
+        // The incident's own fields stay, but it changed: `updatedAfter` must find it.
+        q::touch_incident(c, &next.tenant_id, incident_id, now).await?;
     }
     Ok(next)
 }
 
 /// The incident follows its alerts' status: resolved when none is open any more, reopened when a
-/// resolved incident gets an open alert back. The system makes these changes.
-async fn roll_up(c: &mut Conn, alert: &Alert, incident: Incident, changes: &mut Changes) -> AppResult<()> {
+/// resolved incident gets an open alert back. The system makes these changes. Returns whether the
+/// incident changed (and was saved).
+async fn roll_up(c: &mut Conn, alert: &Alert, incident: Incident, changes: &mut Changes) -> AppResult<bool> {
     let (status, message) = if alert.status == AlertStatus::Resolved {
         if !incident.is_open() || q::count_open_alerts(c, &incident.tenant_id, incident.id).await? > 0 {
-            return Ok(());
+            return Ok(false);
         }
         (IncidentStatus::Resolved, format!("all its alerts are resolved (the last: {:?})", alert.title))
     } else {
         if incident.status != IncidentStatus::Resolved {
-            return Ok(());
+            return Ok(false);
         }
         (IncidentStatus::Active, format!("its alert {:?} was reopened", alert.title))
     };
@@ -149,7 +152,7 @@ async fn roll_up(c: &mut Conn, alert: &Alert, incident: Incident, changes: &mut 
     next.status = status;
     next.resolved_at = (status == IncidentStatus::Resolved).then_some(changes.now);
     save(c, next, SYSTEM_ACTOR, changes).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// `NOT_FOUND` for an alert id (the same whether it is missing or another tenant's).

@@ -1,5 +1,5 @@
 //! Comments on incidents and alerts: append-only, each with an activity-log row. They change neither the
-//! incident's fields nor its version.
+//! incident's fields nor its version; a comment on an incident moves its `lastUpdateAt`.
 
 use super::changes::{Changes, Entry};
 use super::incident::ensure_not_redirected;
@@ -34,6 +34,7 @@ pub async fn add_incident_comment(
         let mut changes = Changes::new(tenant);
         let comment = new_comment(caller, Some(id), None, body, &changes);
         let comment = queries::comments::insert(c, &comment).await?;
+        q::touch_incident(c, tenant, id, changes.now).await?;
         changes.push(
             Entry::incident(id, &caller.sub, kind::COMMENT, message(&comment))
                 .after(json!({ "commentId": comment.id })),

@@ -170,6 +170,11 @@ impl TestApp {
 
     /// `new`, with a pool of at most `max_size` connections.
     pub async fn with_pool_size(max_size: usize) -> Self {
+        Self::with_pool(PoolSettings { max_size, statement_timeout_ms: 60_000 }).await
+    }
+
+    /// `new`, with these pool settings.
+    pub async fn with_pool(settings: PoolSettings) -> Self {
         let tpl = template().await;
         let db_name = format!("parapet_t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = admin().await;
@@ -177,8 +182,7 @@ impl TestApp {
             .await
             .expect("create test db");
         let db_url = with_db(&server_url(), &db_name);
-        let pool =
-            db::build_pool(&db_url, &PoolSettings { max_size, statement_timeout_ms: 60_000 }).expect("pool");
+        let pool = db::build_pool(&db_url, &settings).expect("pool");
         let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"));
         let schema = build_schema(state.clone(), &Limits::default());
         let router = parapet::http::router(state.clone(), schema.clone());
@@ -305,4 +309,9 @@ pub fn token_with(tenant: &str, sub: &str, roles: &[Role], svc: Option<&str>, tt
         "parapet",
     )
     .expect("mint token")
+}
+
+/// A `DateTime` field of a response, to compare instants (their text drops a zero fraction).
+pub fn ts(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).expect("an RFC 3339 date-time")
 }

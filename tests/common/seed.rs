@@ -52,6 +52,7 @@ pub fn alert(inc: &Incident, title: &str, severity: Severity) -> Alert {
         correlated_at: now,
         mailboxes: vec![],
         malicious_evidence: 0,
+        source_hash: None,
     }
 }
 

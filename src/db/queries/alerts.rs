@@ -38,22 +38,23 @@ pub async fn insert_new(conn: &mut Conn, rows: &mut [Alert]) -> QueryResult<Vec<
                              assigned_to, category, mitre_techniques, investigation_state, first_activity_at, \
                              last_activity_at, activity_at, created_at, last_update_at, resolved_at, \
                              correlation_kind, correlation_matched, correlation_skipped, correlated_at, mailboxes, \
-                             malicious_evidence) \
+                             malicious_evidence, source_hash) \
          SELECT u.tenant_id, u.id, u.incident_id, u.provider_alert_id, u.service_source, u.detection_source, \
                 u.alert_policy, u.title, u.description, u.severity, u.status, u.classification, u.determination, \
                 u.assigned_to, u.category, ARRAY(SELECT jsonb_array_elements_text(u.mitre)), \
                 u.investigation_state, u.first_activity_at, u.last_activity_at, u.activity_at, u.created_at, \
                 u.last_update_at, u.resolved_at, u.kind, u.matched, u.skipped, u.correlated_at, \
-                ARRAY(SELECT jsonb_array_elements_text(u.mailboxes)), u.malicious \
+                ARRAY(SELECT jsonb_array_elements_text(u.mailboxes)), u.malicious, u.source_hash \
          FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
                      $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
                      $15::text[], $16::jsonb[], $17::text[], $18::timestamptz[], $19::timestamptz[], \
                      $20::timestamptz[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::text[], \
-                     $25::jsonb[], $26::jsonb[], $27::timestamptz[], $28::jsonb[], $29::int4[]) WITH ORDINALITY \
+                     $25::jsonb[], $26::jsonb[], $27::timestamptz[], $28::jsonb[], $29::int4[], $30::text[]) \
+              WITH ORDINALITY \
               AS u(tenant_id, id, incident_id, provider_alert_id, service_source, detection_source, alert_policy, \
                    title, description, severity, status, classification, determination, assigned_to, category, \
                    mitre, investigation_state, first_activity_at, last_activity_at, activity_at, created_at, \
-                   last_update_at, resolved_at, kind, matched, skipped, correlated_at, mailboxes, malicious, ord) \
+                   last_update_at, resolved_at, kind, matched, skipped, correlated_at, mailboxes, malicious, source_hash, ord) \
          ORDER BY u.ord \
          ON CONFLICT DO NOTHING RETURNING id",
     )
@@ -86,6 +87,7 @@ pub async fn insert_new(conn: &mut Conn, rows: &mut [Alert]) -> QueryResult<Vec<
     .bind::<Array<Timestamptz>, _>(column(rows, |a| a.correlated_at))
     .bind::<Array<Jsonb>, _>(column(rows, |a| serde_json::json!(a.mailboxes)))
     .bind::<Array<Int4>, _>(column(rows, |a| a.malicious_evidence))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |a| a.source_hash.as_deref()))
     .load(conn)
     .await?;
     Ok(ids.into_iter().map(|r| r.id).collect())
@@ -162,6 +164,7 @@ pub async fn update_from_source(conn: &mut Conn, a: &Alert) -> QueryResult<()> {
             alerts::last_update_at.eq(a.last_update_at),
             alerts::mailboxes.eq(&a.mailboxes),
             alerts::malicious_evidence.eq(a.malicious_evidence),
+            alerts::source_hash.eq(&a.source_hash),
         ))
         .execute(conn)
         .await?;

@@ -12,22 +12,44 @@ use diesel::sql_types::{Array, Bool, Int4, Int8, Jsonb, Nullable, Text, Timestam
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-/// Takes transaction-scoped advisory locks on `ids`, in ascending order so that two transactions
-/// never wait for each other in a cycle.
-pub async fn lock_keys(conn: &mut Conn, ids: &[i64]) -> QueryResult<()> {
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(());
+/// Locks the keys `hashes` of a tenant for the rest of the transaction: row locks on `correlation_locks`,
+/// which PostgreSQL keeps in the rows themselves, so a batch may lock any number of keys without
+/// filling the shared lock table (one advisory lock per key did, and failed with "out of shared memory").
+///
+/// Two statements, each in ascending hash order: the first inserts the rows missing (a row another
+/// transaction is inserting makes this one wait for it, as a lock would); the second locks them all
+/// `FOR UPDATE`, seeing the rows that others committed meanwhile. Every transaction takes its key locks
+/// this way, in one order, so no two wait for each other in a cycle. Returns how many keys it locked.
+pub async fn lock_keys(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> QueryResult<usize> {
+    let mut hashes = hashes.to_vec();
+    hashes.sort_unstable();
+    hashes.dedup();
+    if hashes.is_empty() {
+        return Ok(0);
     }
     prepared::sql(
-        "SELECT count(pg_advisory_xact_lock(x)) AS n FROM (SELECT x FROM unnest($1::int8[]) AS t(x) ORDER BY x) s",
+        "INSERT INTO correlation_locks (tenant_id, key_hash) \
+         SELECT $1, h FROM unnest($2::int8[]) AS t(h) ORDER BY h ON CONFLICT DO NOTHING",
     )
-    .bind::<Array<Int8>, _>(ids)
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<Int8>, _>(&hashes)
     .execute(conn)
     .await?;
-    Ok(())
+    let locked: CountRow = prepared::sql(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM correlation_locks \
+             WHERE tenant_id = $1 AND key_hash = ANY($2) ORDER BY key_hash FOR UPDATE) s",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<Int8>, _>(&hashes)
+    .get_result(conn)
+    .await?;
+    Ok(usize::try_from(locked.n).unwrap_or(0))
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = Int8)]
+    n: i64,
 }
 
 /// A key to look up between two instants.
@@ -96,31 +118,7 @@ fn probe_arrays(probes: &[SpanProbe]) -> ProbeArrays<'_> {
     }
 }
 
-/// For each probe, up to `cap` stored alerts carrying the key inside its span (leaving out `exclude`).
-pub async fn key_carriers(
-    conn: &mut Conn,
-    tenant_id: &str,
-    probes: &[SpanProbe],
-    exclude: &[Uuid],
-    cap: i64,
-) -> QueryResult<Vec<CarrierRow>> {
-    if probes.is_empty() {
-        return Ok(vec![]);
-    }
-    let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
-    prepared::sql(carriers_sql!())
-        .bind::<Text, _>(tenant_id)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Text>, _>(values)
-        .bind::<Array<Timestamptz>, _>(los)
-        .bind::<Array<Timestamptz>, _>(his)
-        .bind::<Array<SqlUuid>, _>(exclude)
-        .bind::<Int8, _>(cap)
-        .load(conn)
-        .await
-}
-
-/// A `CarrierRow` of `key_carriers_as_of`, with the snapshot's newest event; the carrier columns are
+/// A `CarrierRow` of `key_carriers`, with the snapshot's newest event; the carrier columns are
 /// empty on the one row returned when no alert carries any key.
 #[derive(Debug, Clone, QueryableByName)]
 struct SnapshotRow {
@@ -140,12 +138,14 @@ struct SnapshotRow {
     alert_policy: Option<String>,
 }
 
-/// `key_carriers`, and the tenant's newest event sequence number, both as of one snapshot: every change
-/// to a carrier that commits later writes an event after that number.
-pub async fn key_carriers_as_of(
+/// For each probe, up to `cap` stored alerts carrying the key inside its span (leaving out `exclude`),
+/// and the tenant's newest event sequence number, both as of one snapshot: every change to a carrier
+/// that commits later writes an event after that number.
+pub async fn key_carriers(
     conn: &mut Conn,
     tenant_id: &str,
     probes: &[SpanProbe],
+    exclude: &[Uuid],
     cap: i64,
 ) -> QueryResult<(Vec<CarrierRow>, i64)> {
     let ProbeArrays { kinds, values, los, his } = probe_arrays(probes);
@@ -160,7 +160,7 @@ pub async fn key_carriers_as_of(
     .bind::<Array<Text>, _>(values)
     .bind::<Array<Timestamptz>, _>(los)
     .bind::<Array<Timestamptz>, _>(his)
-    .bind::<Array<SqlUuid>, _>(Vec::<Uuid>::new())
+    .bind::<Array<SqlUuid>, _>(exclude)
     .bind::<Int8, _>(cap)
     .load(conn)
     .await?;
@@ -181,31 +181,40 @@ pub async fn key_carriers_as_of(
     Ok((carriers, seq))
 }
 
-/// The alerts that events after `seq` name (placed, moved or changed since), or `None` when retention
-/// may have pruned some of those events.
+/// The alerts that events after `seq` name (placed, moved or changed since), and the newest event of the
+/// same snapshot; `None` when retention may have pruned some of those events.
 pub async fn alerts_named_since(
     conn: &mut Conn,
     tenant_id: &str,
     seq: i64,
-) -> QueryResult<Option<Vec<Uuid>>> {
-    use crate::db::schema::event_watermarks;
-    let pruned: Option<i64> = event_watermarks::table
-        .find(tenant_id)
-        .select(event_watermarks::pruned_through)
-        .first(conn)
-        .await
-        .optional()?;
-    if pruned.is_some_and(|p| p > seq) {
-        return Ok(None);
-    }
-    let rows: Vec<IdRow> = prepared::sql(
-        "SELECT DISTINCT alert_id AS id FROM events WHERE tenant_id = $1 AND seq > $2 AND alert_id IS NOT NULL",
+) -> QueryResult<Option<(Vec<Uuid>, i64)>> {
+    let rows: Vec<NamedRow> = prepared::sql(
+        "SELECT s.seq, w.pruned_through AS pruned, e.alert_id \
+         FROM (SELECT COALESCE(max(seq), 0) AS seq FROM events WHERE tenant_id = $1) s \
+         LEFT JOIN event_watermarks w ON w.tenant_id = $1 \
+         LEFT JOIN (SELECT DISTINCT alert_id FROM events \
+                    WHERE tenant_id = $1 AND seq > $2 AND alert_id IS NOT NULL) e ON true",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Int8, _>(seq)
     .load(conn)
     .await?;
-    Ok(Some(rows.into_iter().map(|r| r.id).collect()))
+    let Some(first) = rows.as_slice().first() else { return Ok(Some((vec![], seq))) };
+    if first.pruned.is_some_and(|p| p > seq) {
+        return Ok(None);
+    }
+    let newest = first.seq;
+    Ok(Some((rows.into_iter().filter_map(|r| r.alert_id).collect(), newest)))
+}
+
+#[derive(QueryableByName)]
+struct NamedRow {
+    #[diesel(sql_type = Int8)]
+    seq: i64,
+    #[diesel(sql_type = Nullable<Int8>)]
+    pruned: Option<i64>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    alert_id: Option<Uuid>,
 }
 
 /// Among `alert_ids`, the alerts carrying a probed key inside its span.

@@ -34,6 +34,25 @@ pub async fn lock_incidents(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> Q
         .await
 }
 
+/// Moves an incident's `last_update_at` to `now` (never back): something of it that is not one of its
+/// own fields changed (an alert, a comment), and `updatedAfter` must find it.
+pub async fn touch_incident(
+    conn: &mut Conn,
+    tenant_id: &str,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    crate::db::prepared::sql(
+        "UPDATE incidents SET last_update_at = GREATEST(last_update_at, $3) WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind::<diesel::sql_types::Text, _>(tenant_id)
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Writes the fields triage may change on an incident.
 pub async fn save_incident(conn: &mut Conn, i: &Incident) -> QueryResult<()> {
     diesel::update(incidents::table.find((i.tenant_id.as_str(), i.id)))

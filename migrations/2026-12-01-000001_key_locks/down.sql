@@ -1,0 +1,2 @@
+ALTER TABLE alerts DROP COLUMN source_hash;
+DROP TABLE correlation_locks;
