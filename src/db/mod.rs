@@ -5,6 +5,7 @@ pub mod embedded;
 pub mod models;
 pub mod prepared;
 pub mod queries;
+pub mod retry;
 pub mod schema;
 
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;

@@ -26,6 +26,7 @@ use crate::correlation::engine::{incident_changes, merge_into, mergeable};
 use crate::correlation::keys::Key;
 use crate::db::models::{Activity, Alert, Comment, Incident};
 use crate::db::queries::{activity, comments, correlation as cq, incidents as iq, manual as q};
+use crate::db::retry::{backoff, ATTEMPTS};
 use crate::db::Conn;
 use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
 use crate::error::{AppError, AppResult};
@@ -41,8 +42,6 @@ use uuid::Uuid;
 pub const MAX_MERGE: usize = 5;
 /// Most alerts one `createIncident` or `linkAlertsToIncident` moves.
 pub const MAX_ALERTS: usize = 500;
-/// How often a transaction that collided is tried in all.
-const ATTEMPTS: usize = 5;
 /// Longest excerpt of the comment an activity message quotes (the whole comment is in `after`).
 const EXCERPT_LEN: usize = 140;
 
@@ -83,6 +82,7 @@ pub async fn create_incident(
         match result {
             Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
                 tracing::warn!(attempt, %detail, "createIncident collided; retrying");
+                backoff(attempt).await;
             }
             other => return other,
         }
@@ -107,6 +107,7 @@ pub async fn link_alerts(
         match result {
             Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
                 tracing::warn!(attempt, %detail, "linkAlertsToIncident collided; retrying");
+                backoff(attempt).await;
             }
             other => return other,
         }
@@ -142,6 +143,7 @@ pub async fn merge_incidents(
         match result {
             Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
                 tracing::warn!(attempt, %detail, "mergeIncidents collided; retrying");
+                backoff(attempt).await;
             }
             other => return other,
         }

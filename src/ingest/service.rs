@@ -8,14 +8,13 @@ use crate::auth::{Caller, Role};
 use crate::correlation::engine::{place_all, preread, stage, Batch, Placement};
 use crate::correlation::keys::lock_id;
 use crate::db::queries::{correlation as q, tenants};
-use crate::db::Conn;
-use crate::db::Pool;
+use crate::db::retry::{backoff, ATTEMPTS};
+use crate::db::{Conn, Pool};
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
 
 /// Most alerts one call may carry.
 pub const MAX_BATCH: usize = 500;
-const ATTEMPTS: usize = 5;
 
 /// The outcome of one item of a batch.
 #[derive(Debug, Clone)]
@@ -124,12 +123,4 @@ async fn lock_keys(conn: &mut Conn, tid: &str, hashes: &[i64]) -> AppResult<()> 
         return Err(AppError::Transient(format!("locked {locked} of {} keys", wanted.len())));
     }
     Ok(())
-}
-
-/// Waits a little before another attempt, longer each time and never the same for two clients, so
-/// transactions that collided do not collide again at once.
-async fn backoff(attempt: usize) {
-    let base = 20 * u64::try_from(attempt).unwrap_or(1);
-    let jitter = rand::random::<u64>() % base.max(1);
-    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
 }
