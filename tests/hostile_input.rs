@@ -190,6 +190,10 @@ async fn ingest_rejects_bad_strings_and_dates_alone_and_stores_the_good_items() 
     let mut a = good("b-long-title");
     a["title"] = json!(varied(1025));
     bad.push(("title", a));
+    // A URL within the input limit whose normalised form (every character percent-encoded) is not.
+    let mut a = good("b-long-url");
+    a["evidence"][1]["url"]["url"] = json!(format!("https://long.example/{}", varied(500)));
+    bad.push(("url.url", a));
     // Dates outside 1970..=9999.
     let mut a = good("b-date-0");
     a["firstActivityAt"] = json!("0000-01-01T00:00:00Z");
@@ -208,7 +212,12 @@ async fn ingest_rejects_bad_strings_and_dates_alone_and_stores_the_good_items() 
     bad.push(("receivedAt", a));
 
     // Good items around every bad one.
-    let mut batch = vec![good("g-0")];
+    // A good item at the limits: a rule name of 1,000 incompressible characters (its entity key must still
+    // fit an index entry).
+    let mut heavy = good("g-0");
+    heavy["evidence"].as_array_mut().expect("evidence").push(json!({ "mailboxConfiguration": {
+        "mailboxPrimaryAddress": "g-0@contoso.com", "configurationType": "USER_INBOX_RULE", "displayName": varied(1000) } }));
+    let mut batch = vec![heavy];
     for (i, (_, b)) in bad.iter().enumerate() {
         batch.push(b.clone());
         batch.push(good(&format!("g-{}", i + 1)));
