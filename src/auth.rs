@@ -168,6 +168,19 @@ impl JwtVerifier {
         if c.sub.trim().is_empty() {
             return Err(AppError::Unauthenticated("invalid token: empty sub claim".into()));
         }
+        // These claims are written as tenant ids and actors: refuse what PostgreSQL cannot store.
+        let claims = [
+            ("tid", Some(&c.tid)),
+            ("sub", Some(&c.sub)),
+            ("name", c.name.as_ref()),
+            ("svc", c.svc.as_ref()),
+        ];
+        for (claim, value) in claims {
+            if let Some(v) = value {
+                crate::domain::text::storable(claim, v)
+                    .map_err(|m| AppError::Unauthenticated(format!("invalid token: the {m}")))?;
+            }
+        }
         let roles = c.roles.iter().filter_map(|r| Role::parse(r)).collect();
         Ok(Caller {
             name: c.name.clone().unwrap_or_else(|| c.sub.clone()),

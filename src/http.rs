@@ -2,8 +2,9 @@
 //! `/readyz`, `/metrics`.
 //!
 //! Protection at this layer: a body limit (HTTP 413 beyond it), a cap on batched operations, GET allowed
-//! for queries only (a mutation over GET could be triggered by a link or an image tag), and CORS only for
-//! configured origins. Each executed operation is counted in [`crate::metrics`] and logged once with its
+//! for queries only (a mutation over GET could be triggered by a link or an image tag), a request that does
+//! not decode (not JSON, not UTF-8, a lone surrogate escape) refused whole with HTTP 400 `BAD_REQUEST`,
+//! and CORS only for configured origins. Each executed operation is counted in [`crate::metrics`] and logged once with its
 //! name, duration and outcome.
 
 use crate::auth::Caller;
@@ -156,8 +157,10 @@ async fn graphql_get(State(s): State<HttpState>, headers: HeaderMap, RawQuery(qu
 /// `operationName`, hence this.
 fn request_from_query_string(qs: &str) -> Result<Request, String> {
     let mut obj = serde_json::Map::new();
-    for (key, value) in url::form_urlencoded::parse(qs.as_bytes()) {
-        let (field, json) = match key.as_ref() {
+    for pair in qs.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (form_component(key)?, form_component(value)?);
+        let (field, json) = match key.as_str() {
             "query" => ("query", false),
             "operationName" | "operation_name" => ("operationName", false),
             "variables" => ("variables", true),
@@ -170,7 +173,7 @@ fn request_from_query_string(qs: &str) -> Result<Request, String> {
             }
             serde_json::from_str(&value).map_err(|e| format!("{key} is not JSON: {e}"))?
         } else {
-            serde_json::Value::String(value.into_owned())
+            serde_json::Value::String(value)
         };
         obj.insert(field.to_string(), v);
     }
@@ -178,6 +181,33 @@ fn request_from_query_string(qs: &str) -> Result<Request, String> {
         return Err("the query parameter is missing".into());
     }
     serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| e.to_string())
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space, `%XX` a byte). Bytes that
+/// are not UTF-8 are refused, where `url::form_urlencoded::parse` would silently replace them.
+fn form_component(raw: &str) -> Result<String, String> {
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits make one byte (at most 255).
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the query string is not UTF-8 once percent-decoded".to_string())
 }
 
 /// Name and kind of the operation a request will run (parsing once; the schema reuses the parse).

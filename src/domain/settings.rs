@@ -41,8 +41,8 @@ fn window(name: &str, v: Option<i32>) -> AppResult<Option<i32>> {
     }
 }
 
-/// Trims and lower-cases every entry and drops repeats (keeping the first); refuses empty or over-long
-/// entries and over-long lists.
+/// Trims and lower-cases every entry and drops repeats (keeping the first); refuses empty, over-long or
+/// unstorable (NUL) entries and over-long lists.
 pub fn normalise_ignore_list(entries: &[String]) -> AppResult<Vec<String>> {
     if entries.len() > MAX_IGNORE_ENTRIES {
         return Err(AppError::bad(format!(
@@ -54,6 +54,7 @@ pub fn normalise_ignore_list(entries: &[String]) -> AppResult<Vec<String>> {
     let mut out = Vec::with_capacity(entries.len());
     for (i, raw) in entries.iter().enumerate() {
         let v = raw.trim().to_lowercase();
+        super::text::storable(&format!("correlationIgnore entry {i}"), &v).map_err(AppError::BadInput)?;
         if v.is_empty() {
             return Err(AppError::bad(format!("correlationIgnore entry {i} is empty")));
         }
@@ -110,6 +111,7 @@ mod tests {
         assert_eq!(got, vec!["contoso.com".to_string(), "x@y.z".to_string()]);
         assert!(normalise_ignore_list(&["  ".into()]).is_err());
         assert!(normalise_ignore_list(&["a".repeat(256)]).is_err());
+        assert!(normalise_ignore_list(&["contoso.com\0".into()]).is_err());
         assert!(normalise_ignore_list(&vec!["a".to_string(); 1001]).is_err());
     }
 

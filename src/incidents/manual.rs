@@ -29,6 +29,7 @@ use crate::db::queries::{activity, comments, correlation as cq, incidents as iq,
 use crate::db::retry::{backoff, ATTEMPTS};
 use crate::db::Conn;
 use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
+use crate::domain::text;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, NewEvent};
 use crate::triage::{kind::ROLLUP, MAX_COMMENT_LEN, MAX_NAME_LEN, SYSTEM_ACTOR};
@@ -72,7 +73,9 @@ pub async fn create_incident(
     comment: &str,
 ) -> AppResult<Incident> {
     let comment = checked_comment(comment)?;
-    let name = display_name.map(|n| text(n, "displayName", MAX_NAME_LEN)).transpose()?;
+    let name = display_name
+        .map(|n| text::required("displayName", n, MAX_NAME_LEN).map_err(AppError::BadInput))
+        .transpose()?;
     let ids = alert_list(alert_ids)?;
     let mut attempt = 0;
     loop {
@@ -599,21 +602,9 @@ fn alert_list(ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
     Ok(ids)
 }
 
+/// The comment every operation takes: trimmed, storable, 1 to `MAX_COMMENT_LEN` characters.
 fn checked_comment(body: &str) -> AppResult<String> {
-    text(body, "comment", MAX_COMMENT_LEN)
-}
-
-/// Trims a text field and checks it is neither blank nor too long.
-fn text(value: &str, field: &str, max: usize) -> AppResult<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(AppError::bad(format!("{field} must not be empty")));
-    }
-    let len = v.chars().count();
-    if len > max {
-        return Err(AppError::bad(format!("{field} is {len} characters long; at most {max} are allowed")));
-    }
-    Ok(v.to_string())
+    text::required("comment", body, MAX_COMMENT_LEN).map_err(AppError::BadInput)
 }
 
 #[cfg(test)]
@@ -629,5 +620,6 @@ mod tests {
         assert!(checked_comment("   ").is_err());
         assert!(checked_comment(&"x".repeat(MAX_COMMENT_LEN + 1)).is_err());
         assert_eq!(checked_comment(" why ").ok().as_deref(), Some("why"));
+        assert!(checked_comment("why\0").is_err());
     }
 }

@@ -4,6 +4,8 @@
 use super::input::*;
 use crate::correlation::keys::Key;
 use crate::domain::enums::{EvidenceKind, KeyKind, RemediationStatus, Verdict};
+use crate::domain::text::{excerpt, optional, required};
+use crate::domain::time;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
@@ -13,6 +15,9 @@ const MAX_TEXT: usize = 30_000;
 const MAX_URL: usize = 2048;
 const MAX_EVIDENCE: usize = 200;
 const MAX_LIST: usize = 500;
+/// Longest part of an evidence entity key taken as given; a longer one is hashed, so the key stays well
+/// inside what a PostgreSQL index entry can hold (about 2,700 bytes).
+const MAX_ENTITY_PART_BYTES: usize = 256;
 
 /// A validated alert, ready for correlation.
 #[derive(Debug, Clone)]
@@ -101,14 +106,17 @@ pub fn prepare(input: AlertInput, svc: Option<&str>) -> Result<PreparedAlert, St
         let t = t.trim().to_uppercase();
         if !is_mitre_technique(&t) {
             return Err(format!(
-                "mitreTechniques: {t:?} is not a MITRE technique id such as T1566 or T1566.002"
+                "mitreTechniques: {} is not a MITRE technique id such as T1566 or T1566.002",
+                excerpt(&t)
             ));
         }
         if !mitre_techniques.contains(&t) {
             mitre_techniques.push(t);
         }
     }
-    if let (Some(first), Some(last)) = (input.first_activity_at, input.last_activity_at) {
+    let first_activity_at = time::check_opt("firstActivityAt", input.first_activity_at)?;
+    let last_activity_at = time::check_opt("lastActivityAt", input.last_activity_at)?;
+    if let (Some(first), Some(last)) = (first_activity_at, last_activity_at) {
         if last < first {
             return Err("lastActivityAt is before firstActivityAt".into());
         }
@@ -134,8 +142,8 @@ pub fn prepare(input: AlertInput, svc: Option<&str>) -> Result<PreparedAlert, St
         severity: input.severity,
         category,
         mitre_techniques,
-        first_activity_at: input.first_activity_at,
-        last_activity_at: input.last_activity_at,
+        first_activity_at,
+        last_activity_at,
         evidence,
         keys: keys.into_iter().collect(),
     })
@@ -191,7 +199,7 @@ fn prepare_evidence(e: EvidenceInput) -> Result<(PreparedEvidence, Vec<Key>), St
         let entity = format!(
             "MAILBOX_CONFIGURATION:{addr}:{}:{}",
             m.configuration_type.map(|t| t.as_str()).unwrap_or(""),
-            m.display_name.as_deref().unwrap_or("").to_lowercase()
+            entity_part(&m.display_name.as_deref().unwrap_or("").to_lowercase())
         );
         m.mailbox_primary_address = Some(addr);
         (EvidenceKind::MailboxConfiguration, entity, serde_json::to_value(m).map_err(|e| e.to_string())?)
@@ -249,6 +257,7 @@ fn email(mut m: EmailEvidenceInput, keys: &mut Vec<Key>) -> Result<(String, serd
     m.sender_display_name = optional("email.senderDisplayName", m.sender_display_name.as_deref(), MAX_NAME)?;
     m.subject = optional("email.subject", m.subject.as_deref(), MAX_NAME)?;
     m.cluster_id = optional("email.clusterId", m.cluster_id.as_deref(), MAX_ID)?;
+    m.received_at = time::check_opt("email.receivedAt", m.received_at)?;
     m.sender_ip = match m.sender_ip.as_deref() {
         Some(ip) if !ip.trim().is_empty() => Some(ip_address("email.senderIp", Some(ip))?),
         _ => None,
@@ -276,11 +285,14 @@ fn email(mut m: EmailEvidenceInput, keys: &mut Vec<Key>) -> Result<(String, serd
         a.name = optional("email.attachments.name", a.name.as_deref(), MAX_NAME)?;
         size("email.attachments.size", a.size)?;
     }
-    let techs = m.detection_technologies.take().unwrap_or_default();
-    for t in &techs {
-        if t.len() > MAX_ID {
-            return Err(format!("email.detectionTechnologies: an entry is longer than {MAX_ID} characters"));
-        }
+    let techs_in = m.detection_technologies.take().unwrap_or_default();
+    if techs_in.len() > MAX_LIST {
+        return Err(format!("email.detectionTechnologies: at most {MAX_LIST}"));
+    }
+    let mut techs = Vec::with_capacity(techs_in.len());
+    for t in &techs_in {
+        // Blank entries are dropped, as they always were.
+        techs.extend(optional("email.detectionTechnologies", Some(t), MAX_ID)?);
     }
     keys.push(Key::new(KeyKind::NetworkMessageId, nmid.clone()));
     keys.push(Key::new(KeyKind::Mailbox, recipient.clone()));
@@ -306,7 +318,7 @@ fn email(mut m: EmailEvidenceInput, keys: &mut Vec<Key>) -> Result<(String, serd
     m.recipient = Some(recipient);
     m.urls = Some(norm_urls);
     m.attachments = Some(attachments);
-    m.detection_technologies = Some(techs.into_iter().map(|t| t.trim().to_string()).collect());
+    m.detection_technologies = Some(techs);
     Ok((entity, serde_json::to_value(m).map_err(|e| e.to_string())?))
 }
 
@@ -336,23 +348,14 @@ fn mail_cluster(
     Ok((format!("MAIL_CLUSTER:{id}"), serde_json::to_value(c).map_err(|e| e.to_string())?))
 }
 
-fn required(field: &str, v: &str, max: usize) -> Result<String, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(format!("{field} is required"));
+/// `part` as given when short, else `sha256:<hex>` of it: an entity key names an entity, and equal parts
+/// still give equal keys.
+fn entity_part(part: &str) -> String {
+    if part.len() <= MAX_ENTITY_PART_BYTES {
+        return part.to_string();
     }
-    if v.chars().count() > max {
-        return Err(format!("{field} is longer than {max} characters"));
-    }
-    Ok(v.to_string())
-}
-
-fn optional(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, String> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > max => Err(format!("{field} is longer than {max} characters")),
-        Some(s) => Ok(Some(s.to_string())),
-    }
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(part.as_bytes())))
 }
 
 /// A lower-cased e-mail address, or an error naming the field.
@@ -381,7 +384,7 @@ pub fn address(field: &str, v: Option<&str>) -> Result<String, String> {
     if ok {
         Ok(v)
     } else {
-        Err(format!("{field}: {v:?} is not an e-mail address"))
+        Err(format!("{field}: {} is not an e-mail address", excerpt(&v)))
     }
 }
 
@@ -401,12 +404,21 @@ pub fn normalise_url(field: &str, v: Option<&str>) -> Result<String, String> {
     if v.len() > MAX_URL {
         return Err(format!("{field} is longer than {MAX_URL} characters"));
     }
-    let mut u = url::Url::parse(v).map_err(|_| format!("{field}: {v:?} is not a URL"))?;
+    let mut u = url::Url::parse(v).map_err(|_| format!("{field}: {} is not a URL", excerpt(v)))?;
     if !matches!(u.scheme(), "http" | "https" | "ftp") || u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{field}: {v:?} is not an http, https or ftp URL"));
+        return Err(format!("{field}: {} is not an http, https or ftp URL", excerpt(v)));
     }
     u.set_fragment(None);
-    Ok(u.to_string())
+    // Normalising percent-encodes non-ASCII characters (up to 12 bytes each): bound the stored form too,
+    // which becomes a correlation key and an index entry.
+    let normalised = u.to_string();
+    if normalised.len() > MAX_URL {
+        return Err(format!(
+            "{field} is longer than {MAX_URL} bytes once normalised ({} given)",
+            normalised.len()
+        ));
+    }
+    Ok(normalised)
 }
 
 /// A lower-case SHA-256, or an error naming the field.
@@ -417,7 +429,7 @@ pub fn sha256(field: &str, v: Option<&str>) -> Result<String, String> {
     } else if v.is_empty() {
         Err(format!("{field} is required"))
     } else {
-        Err(format!("{field}: {v:?} is not a SHA-256 (64 hex digits)"))
+        Err(format!("{field}: {} is not a SHA-256 (64 hex digits)", excerpt(v)))
     }
 }
 
@@ -428,7 +440,7 @@ fn ip_address(field: &str, v: Option<&str>) -> Result<String, String> {
     }
     v.parse::<std::net::IpAddr>()
         .map(|ip| ip.to_string())
-        .map_err(|_| format!("{field}: {v:?} is not an IP address"))
+        .map_err(|_| format!("{field}: {} is not an IP address", excerpt(v)))
 }
 
 fn size(field: &str, v: Option<i64>) -> Result<(), String> {

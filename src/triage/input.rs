@@ -1,5 +1,6 @@
-//! What analysts ask to change, and the checks that need no database: text trimmed and bounded, tags
-//! normalised, `REDIRECTED` refused, classification/determination pairs.
+//! What analysts ask to change, and the checks that need no database: text trimmed, bounded and free of
+//! NUL (the shared rule of `crate::domain::text`), tags normalised, `REDIRECTED` refused,
+//! classification/determination pairs.
 
 use super::{MAX_COMMENT_LEN, MAX_NAME_LEN, MAX_TAGS, MAX_TAG_LEN};
 use crate::domain::enums::{AlertStatus, Classification, Determination, IncidentStatus, Severity};
@@ -63,17 +64,10 @@ impl AlertPatch {
     }
 }
 
-/// Trims a text field and checks it is neither blank nor too long.
+/// Trims a text field and checks it is storable, neither blank nor too long (the shared rule of
+/// [`crate::domain::text`]).
 pub(crate) fn text(value: &str, field: &str, max: usize) -> AppResult<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(AppError::bad(format!("{field} must not be empty")));
-    }
-    let len = v.chars().count();
-    if len > max {
-        return Err(AppError::bad(format!("{field} is {len} characters long; at most {max} are allowed")));
-    }
-    Ok(v.to_string())
+    crate::domain::text::required(field, value, max).map_err(AppError::BadInput)
 }
 
 /// `text` for a field that `null` clears; a blank value is refused rather than guessed at.
@@ -145,6 +139,7 @@ mod tests {
         assert_eq!(t, vec!["Phish".to_string(), "VIP".to_string()]);
         assert!(tags(&["  ".into()]).is_err());
         assert!(tags(&["x".repeat(101)]).is_err());
+        assert!(tags(&["ok".into(), "a\0b".into()]).is_err());
         assert!(tags(&[]).is_err());
     }
 

@@ -5,8 +5,8 @@ use crate::auth::Role;
 use crate::db::queries::{self, queue::Keyset};
 use crate::error::{AppError, AppResult, GqlResult};
 use crate::graphql::types::connection::{
-    decode_cursor, encode_cursor, page_size, split_page, AlertConnection, IncidentConnection, TotalCount,
-    DEFAULT_PAGE,
+    cursor_time, decode_cursor, encode_cursor, page_size, split_page, AlertConnection, IncidentConnection,
+    TotalCount, DEFAULT_PAGE,
 };
 use crate::graphql::types::filters::{AlertFilterInput, AlertOrder, IncidentFilterInput, IncidentOrder};
 use crate::graphql::types::summary::{IncidentSummary, SUMMARY_STATUSES};
@@ -22,16 +22,17 @@ pub struct QueueQuery;
 
 /// Parses a client-supplied id; a malformed one is `BAD_USER_INPUT`.
 pub fn parse_id(id: &ID) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str())
-        .map_err(|_| AppError::bad(format!("{:?} is not a valid id (a UUID)", id.as_str())))
+    Uuid::parse_str(id.as_str()).map_err(|_| {
+        AppError::bad(format!("{} is not a valid id (a UUID)", crate::domain::text::excerpt(id.as_str())))
+    })
 }
 
 /// Decodes `after` for a list ordered by a key that is a timestamp (`is_time`) or a number.
 fn after_keyset(scope: &str, after: Option<&str>, is_time: bool) -> AppResult<Option<Keyset>> {
     let Some(c) = after else { return Ok(None) };
     let k = decode_cursor(scope, c)?;
-    if is_time && k.as_time().is_none() {
-        return Err(AppError::bad("after is not a valid cursor of this list and ordering"));
+    if is_time {
+        cursor_time(&k)?;
     }
     Ok(Some(k))
 }

@@ -65,11 +65,18 @@ pub fn decode_cursor(scope: &str, cursor: &str) -> AppResult<Keyset> {
     Ok(Keyset { key: data.k, id: data.i })
 }
 
+/// The time a cursor of a time-ordered list holds. A cursor this server issued holds a stored row's time;
+/// a forged one may hold any number, and one outside the dates PostgreSQL accepts would fail the query.
+pub fn cursor_time(k: &Keyset) -> AppResult<chrono::DateTime<chrono::Utc>> {
+    k.as_time()
+        .filter(|t| crate::domain::time::in_range(*t))
+        .ok_or_else(|| AppError::bad("after is not a valid cursor of this list and ordering"))
+}
+
 /// Decodes a cursor of a time-ordered list `scope`.
 pub fn decode_time_cursor(scope: &str, cursor: &str) -> AppResult<TimeKeyset> {
     let k = decode_cursor(scope, cursor)?;
-    let at = k.as_time().ok_or_else(|| AppError::bad("after is not a valid cursor of this list"))?;
-    Ok(TimeKeyset { at, id: k.id })
+    Ok(TimeKeyset { at: cursor_time(&k)?, id: k.id })
 }
 
 /// Decodes an optional cursor of a time-ordered list.
@@ -346,6 +353,12 @@ mod tests {
         assert_eq!(decode_cursor("incidents:SEVERITY:DESC", &c).expect("decodes"), Keyset { key: 3, id });
         assert!(decode_cursor("incidents:SEVERITY:ASC", &c).is_err());
         assert!(decode_cursor("x", "not a cursor!").is_err());
+        // Forged times: before what PostgreSQL stores (about 250,000 BC), and after year 9999.
+        for key in [-8_000_000_000_000_000_000, 8_000_000_000_000_000_000, 254_000_000_000_000_000] {
+            assert!(decode_time_cursor("comments", &encode_cursor("comments", key, id)).is_err(), "{key}");
+        }
+        let real = encode_cursor("comments", 1_790_000_000_000_000, id);
+        assert!(decode_time_cursor("comments", &real).is_ok());
     }
 
     #[test]

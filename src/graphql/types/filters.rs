@@ -1,10 +1,11 @@
-//! Inputs of the queues: filters and orderings of `incidents` and `alerts`, checked and turned into the
-//! database layer's filters.
+//! Inputs of the queues: filters and orderings of `incidents` and `alerts`, checked (sizes, storable text,
+//! dates in range) and turned into the database layer's filters.
 
 use crate::db::queries::alerts::{AlertFilter as DbAlertFilter, AlertSort};
 use crate::db::queries::incidents::{IncidentFilter as DbIncidentFilter, IncidentSort};
 use crate::db::queries::queue::SortDir;
 use crate::domain::enums::*;
+use crate::domain::{text, time};
 use crate::error::{AppError, AppResult};
 use crate::graphql::query::queue::parse_id;
 use async_graphql::{Enum, InputObject, ID};
@@ -22,13 +23,9 @@ fn texts(name: &str, v: Option<Vec<String>>, lower: bool) -> AppResult<Vec<Strin
     }
     v.into_iter()
         .map(|s| {
-            let s = s.trim();
-            if s.chars().count() > MAX_FILTER_TEXT {
-                return Err(AppError::bad(format!(
-                    "{name} values may be at most {MAX_FILTER_TEXT} characters"
-                )));
-            }
-            Ok(if lower { s.to_lowercase() } else { s.to_string() })
+            let s =
+                text::bounded(&format!("{name} value"), &s, MAX_FILTER_TEXT).map_err(AppError::BadInput)?;
+            Ok(if lower { s.to_lowercase() } else { s })
         })
         .collect()
 }
@@ -43,11 +40,13 @@ fn list<T>(name: &str, v: Option<Vec<T>>) -> AppResult<Vec<T>> {
 
 fn search(v: Option<String>) -> AppResult<Option<String>> {
     let Some(s) = v else { return Ok(None) };
-    let s = s.trim();
-    if s.chars().count() > MAX_FILTER_TEXT {
-        return Err(AppError::bad(format!("search may be at most {MAX_FILTER_TEXT} characters")));
-    }
-    Ok((!s.is_empty()).then(|| s.to_string()))
+    let s = text::bounded("search", &s, MAX_FILTER_TEXT).map_err(AppError::BadInput)?;
+    Ok((!s.is_empty()).then_some(s))
+}
+
+/// A time bound of a filter, inside the range PostgreSQL and the server accept (`domain::time`).
+fn bound(name: &str, at: Option<DateTime<Utc>>) -> AppResult<Option<DateTime<Utc>>> {
+    time::check_opt(name, at).map_err(AppError::BadInput)
 }
 
 /// Which incidents to list. List fields match any of their values (an empty or omitted list does not
@@ -99,10 +98,10 @@ impl IncidentFilterInput {
             determinations: list("determination", self.determination)?,
             service_sources: texts("serviceSource", self.service_source, false)?,
             detection_sources: texts("detectionSource", self.detection_source, false)?,
-            created_after: self.created_after,
-            created_before: self.created_before,
-            updated_after: self.updated_after,
-            updated_before: self.updated_before,
+            created_after: bound("createdAfter", self.created_after)?,
+            created_before: bound("createdBefore", self.created_before)?,
+            updated_after: bound("updatedAfter", self.updated_after)?,
+            updated_before: bound("updatedBefore", self.updated_before)?,
             search: search(self.search)?,
         })
     }
@@ -149,8 +148,8 @@ impl AlertFilterInput {
                 .iter()
                 .map(parse_id)
                 .collect::<AppResult<_>>()?,
-            created_after: self.created_after,
-            created_before: self.created_before,
+            created_after: bound("createdAfter", self.created_after)?,
+            created_before: bound("createdBefore", self.created_before)?,
             search: search(self.search)?,
         })
     }
