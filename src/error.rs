@@ -60,7 +60,7 @@ impl AppError {
             | AppError::Unavailable(m) => m.clone(),
             AppError::Internal(_) => "internal server error".to_string(),
             AppError::Transient(_) => {
-                "the database was busy and the request was retried without success; nothing was changed: \
+                "the database was busy (a conflicting change, or a lost connection); nothing was changed: \
                  retry the request"
                     .to_string()
             }

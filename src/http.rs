@@ -4,8 +4,8 @@
 //! Protection at this layer: a body limit (HTTP 413 beyond it), a cap on batched operations, GET allowed
 //! for queries only (a mutation over GET could be triggered by a link or an image tag), a request that does
 //! not decode (not JSON, not UTF-8, a lone surrogate escape) refused whole with HTTP 400 `BAD_REQUEST`,
-//! and CORS only for configured origins. Each executed operation is counted in [`crate::metrics`] and logged once with its
-//! name, duration and outcome.
+//! and CORS only for configured origins. Each executed operation is counted in [`crate::metrics`] and
+//! logged once with its name, duration and outcome.
 
 use crate::auth::Caller;
 use crate::config::Config;
