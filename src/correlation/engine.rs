@@ -142,6 +142,7 @@ pub async fn stage(
             &[],
             &[],
             None,
+            fingerprint(p),
         )?);
         planned.push(Some(s));
     }
@@ -461,7 +462,7 @@ async fn place_round(
     // Decide, in order.
     // Fingerprints of the re-sends, to recognise the ones that change nothing.
     let hashes: Vec<Option<String>> =
-        items.iter().zip(&prior).map(|(p, e)| e.map(|_| fingerprint(p))).collect();
+        items.iter().zip(&prior).map(|(p, e)| e.and_then(|_| fingerprint(p))).collect();
     let mut unchanged: Vec<(usize, Placement)> = vec![];
     let mut created: Vec<Uuid> = vec![];
     let mut merges: Vec<MergeOp> = vec![];
@@ -636,6 +637,8 @@ async fn place_round(
             &d.matched,
             &d.skipped,
             d.existing.as_ref(),
+            // Written for re-sends only (a staged alert's row has it already).
+            hashes[d.index].clone(),
         )?);
     }
     let placed: Vec<&Alert> = decided
@@ -932,6 +935,7 @@ fn alert_row(
     matched: &[Key],
     skipped: &[Skipped],
     existing: Option<&Alert>,
+    source_hash: Option<String>,
 ) -> AppResult<Alert> {
     let base = Alert {
         tenant_id: tid.to_string(),
@@ -963,7 +967,7 @@ fn alert_row(
         correlated_at: now,
         mailboxes: p.mailboxes(),
         malicious_evidence: p.malicious_evidence(),
-        source_hash: Some(fingerprint(p)),
+        source_hash,
     };
     Ok(match existing {
         None => base,

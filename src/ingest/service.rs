@@ -5,11 +5,11 @@
 use super::input::AlertInput;
 use super::validate::{prepare, PreparedAlert};
 use crate::auth::{Caller, Role};
-use crate::correlation::engine::{place_all, preread, stage, Batch, Placement};
+use crate::correlation::engine::{place_all, preread, stage, Batch, Placement, Staged};
 use crate::correlation::keys::lock_id;
 use crate::db::queries::{correlation as q, tenants};
 use crate::db::retry::{backoff, ATTEMPTS};
-use crate::db::{Conn, Pool};
+use crate::db::Pool;
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
 
@@ -41,19 +41,15 @@ pub async fn ingest_alerts(
         prepared.iter().enumerate().filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p))).collect();
 
     let tid = caller.tenant_id.as_str();
-    // Every key of the batch, and every (service source, provider id) it sends, so re-sends of one alert
-    // decide one after the other too.
-    let mut lock_ids: Vec<i64> = vec![];
+    // Every key of the batch is locked before it decides anything.
+    let mut key_locks: Vec<i64> = vec![];
     for (_, p) in &good {
-        lock_ids.push(lock_id(
-            tid,
-            "PROVIDER",
-            &format!("{}\u{1f}{}", p.service_source, p.provider_alert_id),
-        ));
         for k in &p.keys {
-            lock_ids.push(lock_id(tid, k.kind.as_str(), &k.value));
+            key_locks.push(lock_id(tid, k.kind.as_str(), &k.value));
         }
     }
+    key_locks.sort_unstable();
+    key_locks.dedup();
 
     let mut placed: Vec<Placement> = vec![];
     if !good.is_empty() {
@@ -62,26 +58,33 @@ pub async fn ingest_alerts(
             attempt += 1;
             // A connection of its own for every attempt: the one before may be the one that was lost.
             let mut conn = pool.get().await?;
-            let result = conn
-                .transaction::<_, AppError, _>(async |conn| {
-                    let now = chrono::Utc::now();
-                    let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
-                    // Writing the new alerts and reading what their keys match need no lock; deciding
-                    // where they go does, and then reads only what changed meanwhile.
-                    let staged = stage(conn, tid, &items, now).await?;
-                    let tenant = tenants::get(conn, tid).await?;
-                    let pre = preread(conn, &tenant, &items, &staged, now).await?;
-                    lock_keys(conn, tid, &lock_ids).await?;
-                    let mut batch = Batch::default();
-                    let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
-                    // Report where each alert ended the batch (a later alert may have merged its incident).
-                    for p in &mut out {
-                        p.incident_id = batch.resolve(p.incident_id);
-                    }
-                    batch.finish(conn, tid).await?;
-                    Ok(out)
-                })
-                .await;
+            // The key rows exist before the transaction (a statement of its own, committed at once), so
+            // the transaction's key locks are quick: they lock rows, and insert one only if it vanished.
+            let rows = q::ensure_key_rows(&mut conn, tid, &key_locks).await.map_err(AppError::from);
+            let result = match rows {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    conn.transaction::<_, AppError, _>(async |conn| {
+                        let now = chrono::Utc::now();
+                        let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
+                        // Writing the new alerts and reading what their keys match need no lock; deciding
+                        // where they go does, and then reads only what changed meanwhile.
+                        let staged = stage(conn, tid, &items, now).await?;
+                        let tenant = tenants::get(conn, tid).await?;
+                        let pre = preread(conn, &tenant, &items, &staged, now).await?;
+                        q::lock_keys(conn, tid, &with_resends(tid, &key_locks, &items, &staged)).await?;
+                        let mut batch = Batch::default();
+                        let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
+                        // Report where each alert ended the batch (a later alert may have merged its incident).
+                        for p in &mut out {
+                            p.incident_id = batch.resolve(p.incident_id);
+                        }
+                        batch.finish(conn, tid).await?;
+                        Ok(out)
+                    })
+                    .await
+                }
+            };
             match result {
                 Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
                     tracing::warn!(attempt, %detail, "ingest transaction collided; retrying");
@@ -113,14 +116,15 @@ pub async fn ingest_alerts(
         .collect())
 }
 
-/// Takes the batch's key locks; a key row that vanished (none is ever deleted) makes the batch start over.
-async fn lock_keys(conn: &mut Conn, tid: &str, hashes: &[i64]) -> AppResult<()> {
-    let mut wanted = hashes.to_vec();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let locked = q::lock_keys(conn, tid, &wanted).await?;
-    if locked != wanted.len() {
-        return Err(AppError::Transient(format!("locked {locked} of {} keys", wanted.len())));
+/// The key locks, and one lock per re-sent (service source, provider id), so that re-sends of one alert
+/// decide one after the other. A new alert needs none: a second batch staging the same provider id waits
+/// on the first one's row (the unique index) until it commits, and then finds it a re-send.
+fn with_resends(tid: &str, keys: &[i64], items: &[&PreparedAlert], staged: &[Option<Staged>]) -> Vec<i64> {
+    let mut ids = keys.to_vec();
+    for (p, s) in items.iter().zip(staged) {
+        if s.is_none() {
+            ids.push(lock_id(tid, "PROVIDER", &format!("{}\u{1f}{}", p.service_source, p.provider_alert_id)));
+        }
     }
-    Ok(())
+    ids
 }

@@ -16,16 +16,40 @@ use uuid::Uuid;
 /// which PostgreSQL keeps in the rows themselves, so a batch may lock any number of keys without
 /// filling the shared lock table (one advisory lock per key did, and failed with "out of shared memory").
 ///
-/// Two statements, each in ascending hash order: the first inserts the rows missing (a row another
-/// transaction is inserting makes this one wait for it, as a lock would); the second locks them all
-/// `FOR UPDATE`, seeing the rows that others committed meanwhile. Every transaction takes its key locks
-/// this way, in one order, so no two wait for each other in a cycle. Returns how many keys it locked.
-pub async fn lock_keys(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> QueryResult<usize> {
+/// One statement, in ascending hash order: a missing row is inserted (and so held until commit; a row
+/// another transaction is inserting makes this one wait for it), an existing one is locked by the
+/// `ON CONFLICT DO UPDATE`, whose `WHERE false` writes nothing: PostgreSQL locks every conflicting row
+/// it takes that action on, including rows committed after the statement began. Every transaction
+/// takes its key locks this way, in one order, so no two wait for each other in a cycle.
+pub async fn lock_keys(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> QueryResult<()> {
     let mut hashes = hashes.to_vec();
     hashes.sort_unstable();
     hashes.dedup();
     if hashes.is_empty() {
-        return Ok(0);
+        return Ok(());
+    }
+    prepared::sql(
+        "INSERT INTO correlation_locks (tenant_id, key_hash) \
+         SELECT $1, h FROM unnest($2::int8[]) AS t(h) ORDER BY h \
+         ON CONFLICT (tenant_id, key_hash) DO UPDATE SET key_hash = EXCLUDED.key_hash WHERE false",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<Int8>, _>(&hashes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes sure a row exists for each of the keys `hashes`, outside any transaction (each insert commits
+/// at once, so nothing stays locked): the key locks taken later in the batch's transaction then only lock
+/// rows, and no longer insert them while holding the locks before. Concurrent calls for one key wait for
+/// each other only for the instant of the insert.
+pub async fn ensure_key_rows(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> QueryResult<()> {
+    let mut hashes = hashes.to_vec();
+    hashes.sort_unstable();
+    hashes.dedup();
+    if hashes.is_empty() {
+        return Ok(());
     }
     prepared::sql(
         "INSERT INTO correlation_locks (tenant_id, key_hash) \
@@ -35,21 +59,7 @@ pub async fn lock_keys(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> Quer
     .bind::<Array<Int8>, _>(&hashes)
     .execute(conn)
     .await?;
-    let locked: CountRow = prepared::sql(
-        "SELECT count(*) AS n FROM (SELECT 1 FROM correlation_locks \
-             WHERE tenant_id = $1 AND key_hash = ANY($2) ORDER BY key_hash FOR UPDATE) s",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Array<Int8>, _>(&hashes)
-    .get_result(conn)
-    .await?;
-    Ok(usize::try_from(locked.n).unwrap_or(0))
-}
-
-#[derive(QueryableByName)]
-struct CountRow {
-    #[diesel(sql_type = Int8)]
-    n: i64,
+    Ok(())
 }
 
 /// A key to look up between two instants.
