@@ -354,6 +354,13 @@ struct Carrier {
     policy: Option<String>,
 }
 
+/// Records `c` as a carrier of every key of `p`, for the alerts after it in the round.
+fn carry(carriers: &mut HashMap<Key, Vec<Carrier>>, p: &PreparedAlert, c: Carrier) {
+    for k in &p.keys {
+        carriers.entry(k.clone()).or_default().push(c.clone());
+    }
+}
+
 /// A merge decided in memory, written after the new incidents exist.
 struct MergeOp {
     source: Incident,
@@ -485,14 +492,7 @@ async fn place_round(
             // A re-send that changes nothing (a source retrying) changes nothing: no write, no event, no
             // roll-up, no merge. Later alerts of the round still correlate with it where it is.
             let incident_id = batch.resolve(e.incident_id);
-            for k in &p.keys {
-                carriers.entry(k.clone()).or_default().push(Carrier {
-                    alert_id,
-                    at,
-                    incident_id,
-                    policy: p.alert_policy.clone(),
-                });
-            }
+            carry(&mut carriers, p, Carrier { alert_id, at, incident_id, policy: p.alert_policy.clone() });
             unchanged.push((
                 i,
                 Placement {
@@ -593,14 +593,8 @@ async fn place_round(
         incidents.insert(target.id, target.clone());
 
         // Later alerts of the round correlate against this one.
-        for k in &p.keys {
-            carriers.entry(k.clone()).or_default().push(Carrier {
-                alert_id,
-                at,
-                incident_id: target.id,
-                policy: p.alert_policy.clone(),
-            });
-        }
+        let incident_id = target.id;
+        carry(&mut carriers, p, Carrier { alert_id, at, incident_id, policy: p.alert_policy.clone() });
         decided.push(Decided {
             index: i,
             p,

@@ -48,8 +48,6 @@ pub async fn ingest_alerts(
             key_locks.push(lock_id(tid, k.kind.as_str(), &k.value));
         }
     }
-    key_locks.sort_unstable();
-    key_locks.dedup();
 
     let mut placed: Vec<Placement> = vec![];
     if !good.is_empty() {
@@ -60,31 +58,29 @@ pub async fn ingest_alerts(
             let mut conn = pool.get().await?;
             // The key rows exist before the transaction (a statement of its own, committed at once), so
             // the transaction's key locks are quick: they lock rows, and insert one only if it vanished.
-            let rows = q::ensure_key_rows(&mut conn, tid, &key_locks).await.map_err(AppError::from);
-            let result = match rows {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    conn.transaction::<_, AppError, _>(async |conn| {
-                        let now = chrono::Utc::now();
-                        let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
-                        // Writing the new alerts and reading what their keys match need no lock; deciding
-                        // where they go does, and then reads only what changed meanwhile.
-                        let staged = stage(conn, tid, &items, now).await?;
-                        let tenant = tenants::get(conn, tid).await?;
-                        let pre = preread(conn, &tenant, &items, &staged, now).await?;
-                        q::lock_keys(conn, tid, &with_resends(tid, &key_locks, &items, &staged)).await?;
-                        let mut batch = Batch::default();
-                        let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
-                        // Report where each alert ended the batch (a later alert may have merged its incident).
-                        for p in &mut out {
-                            p.incident_id = batch.resolve(p.incident_id);
-                        }
-                        batch.finish(conn, tid).await?;
-                        Ok(out)
-                    })
-                    .await
-                }
-            };
+            let result: AppResult<Vec<Placement>> = async {
+                q::ensure_key_rows(&mut conn, tid, &key_locks).await?;
+                conn.transaction::<_, AppError, _>(async |conn| {
+                    let now = chrono::Utc::now();
+                    let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
+                    // Writing the new alerts and reading what their keys match need no lock; deciding
+                    // where they go does, and then reads only what changed meanwhile.
+                    let staged = stage(conn, tid, &items, now).await?;
+                    let tenant = tenants::get(conn, tid).await?;
+                    let pre = preread(conn, &tenant, &items, &staged, now).await?;
+                    q::lock_keys(conn, tid, &with_resends(tid, &key_locks, &items, &staged)).await?;
+                    let mut batch = Batch::default();
+                    let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
+                    // Report where each alert ended the batch (a later alert may have merged its incident).
+                    for p in &mut out {
+                        p.incident_id = batch.resolve(p.incident_id);
+                    }
+                    batch.finish(conn, tid).await?;
+                    Ok(out)
+                })
+                .await
+            }
+            .await;
             match result {
                 Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
                     tracing::warn!(attempt, %detail, "ingest transaction collided; retrying");

@@ -22,22 +22,15 @@ use uuid::Uuid;
 /// it takes that action on, including rows committed after the statement began. Every transaction
 /// takes its key locks this way, in one order, so no two wait for each other in a cycle.
 pub async fn lock_keys(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> QueryResult<()> {
-    let mut hashes = hashes.to_vec();
-    hashes.sort_unstable();
-    hashes.dedup();
-    if hashes.is_empty() {
-        return Ok(());
-    }
-    prepared::sql(
+    key_rows(
+        conn,
         "INSERT INTO correlation_locks (tenant_id, key_hash) \
          SELECT $1, h FROM unnest($2::int8[]) AS t(h) ORDER BY h \
          ON CONFLICT (tenant_id, key_hash) DO UPDATE SET key_hash = EXCLUDED.key_hash WHERE false",
+        tenant_id,
+        hashes,
     )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Array<Int8>, _>(&hashes)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Makes sure a row exists for each of the keys `hashes`, outside any transaction (each insert commits
@@ -45,20 +38,31 @@ pub async fn lock_keys(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> Quer
 /// rows, and no longer insert them while holding the locks before. Concurrent calls for one key wait for
 /// each other only for the instant of the insert.
 pub async fn ensure_key_rows(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -> QueryResult<()> {
+    key_rows(
+        conn,
+        "INSERT INTO correlation_locks (tenant_id, key_hash) \
+         SELECT $1, h FROM unnest($2::int8[]) AS t(h) ORDER BY h ON CONFLICT DO NOTHING",
+        tenant_id,
+        hashes,
+    )
+    .await
+}
+
+/// Runs `statement` on the tenant's key hashes, once each, in ascending order (the order every
+/// transaction takes key locks in).
+async fn key_rows(
+    conn: &mut Conn,
+    statement: &'static str,
+    tenant_id: &str,
+    hashes: &[i64],
+) -> QueryResult<()> {
     let mut hashes = hashes.to_vec();
     hashes.sort_unstable();
     hashes.dedup();
     if hashes.is_empty() {
         return Ok(());
     }
-    prepared::sql(
-        "INSERT INTO correlation_locks (tenant_id, key_hash) \
-         SELECT $1, h FROM unnest($2::int8[]) AS t(h) ORDER BY h ON CONFLICT DO NOTHING",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Array<Int8>, _>(&hashes)
-    .execute(conn)
-    .await?;
+    prepared::sql(statement).bind::<Text, _>(tenant_id).bind::<Array<Int8>, _>(&hashes).execute(conn).await?;
     Ok(())
 }
 
