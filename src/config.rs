@@ -19,6 +19,8 @@
 //! | `PARAPET_MAX_COMPLEXITY` | `--max-complexity` | `50000` | highest complexity a query may have |
 //! | `PARAPET_DB_POOL_SIZE` | `--db-pool-size` | `16` | most database connections held at once |
 //! | `PARAPET_DB_STATEMENT_TIMEOUT_MS` | `--db-statement-timeout-ms` | `30000` | longest a statement may run |
+//! | `PARAPET_DB_POOL_TIMEOUT_MS` | `--db-pool-timeout-ms` | `5000` | longest a request waits for a database connection; past it, `UNAVAILABLE` |
+//! | `PARAPET_REQUEST_TIMEOUT` | `--request-timeout` | `30s` | longest a GraphQL request over HTTP may run; past it, its transaction rolls back and the client gets `UNAVAILABLE` |
 //! | `PARAPET_EVENT_RETENTION_HOURS` | `--event-retention-hours` | `168` (7 days) | how long events are kept for subscribers resuming with `after` |
 //! | `PARAPET_EVENT_PRUNE_INTERVAL` | `--event-prune-interval` | `1h` | how often each replica tries to prune expired events |
 //!
@@ -127,6 +129,14 @@ pub struct Config {
     #[arg(long, env = "PARAPET_DB_STATEMENT_TIMEOUT_MS", global = true, default_value_t = 30_000)]
     pub db_statement_timeout_ms: u64,
 
+    /// Longest a request waits for a database connection, in milliseconds.
+    #[arg(long, env = "PARAPET_DB_POOL_TIMEOUT_MS", global = true, default_value_t = 5_000)]
+    pub db_pool_timeout_ms: u64,
+
+    /// Longest a GraphQL request over HTTP may run, e.g. 30s, 500ms, 2m.
+    #[arg(long, env = "PARAPET_REQUEST_TIMEOUT", global = true, default_value = "30s", value_parser = parse_millis)]
+    pub request_timeout_ms: u64,
+
     /// Hours events are kept; a subscription resuming from an older cursor is told to reload.
     #[arg(long, env = "PARAPET_EVENT_RETENTION_HOURS", global = true, default_value_t = 168)]
     pub event_retention_hours: u64,
@@ -156,6 +166,8 @@ impl fmt::Debug for Config {
             .field("max_complexity", &self.max_complexity)
             .field("db_pool_size", &self.db_pool_size)
             .field("db_statement_timeout_ms", &self.db_statement_timeout_ms)
+            .field("db_pool_timeout_ms", &self.db_pool_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .field("event_retention_hours", &self.event_retention_hours)
             .field("event_prune_interval", &self.event_prune_interval)
             .finish()
@@ -226,6 +238,9 @@ impl Config {
         if self.db_pool_size == 0 {
             bail!("PARAPET_DB_POOL_SIZE must be at least 1");
         }
+        if self.db_pool_timeout_ms == 0 {
+            bail!("PARAPET_DB_POOL_TIMEOUT_MS must be above 0");
+        }
         if self.event_retention_hours == 0 {
             bail!("PARAPET_EVENT_RETENTION_HOURS must be at least 1");
         }
@@ -263,7 +278,11 @@ impl Config {
 
     /// Pool settings.
     pub fn pool_settings(&self) -> PoolSettings {
-        PoolSettings { max_size: self.db_pool_size, statement_timeout_ms: self.db_statement_timeout_ms }
+        PoolSettings {
+            max_size: self.db_pool_size,
+            statement_timeout_ms: self.db_statement_timeout_ms,
+            wait_timeout_ms: self.db_pool_timeout_ms,
+        }
     }
 
     /// How events are pruned.
@@ -391,9 +410,32 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too long"))
 }
 
+/// Parses a duration in milliseconds: `500ms`, or anything [`parse_duration`] takes (`30s`, `2m`).
+pub fn parse_millis(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if let Some(ms) = t.strip_suffix("ms") {
+        return match ms.trim().parse::<u64>() {
+            Ok(0) => Err("a duration must be above zero".into()),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("{s:?} is not a duration like 500ms, 30s or 2m")),
+        };
+    }
+    let secs = parse_duration(t)?;
+    u64::try_from(secs).ok().and_then(|n| n.checked_mul(1000)).ok_or_else(|| format!("{s:?} is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millis_parse() {
+        assert_eq!(parse_millis("30s"), Ok(30_000));
+        assert_eq!(parse_millis("250ms"), Ok(250));
+        assert_eq!(parse_millis("2m"), Ok(120_000));
+        assert!(parse_millis("0ms").is_err());
+        assert!(parse_millis("fast").is_err());
+    }
 
     #[test]
     fn durations_parse() {

@@ -42,11 +42,19 @@ pub struct HttpOptions {
     pub cors_origins: Vec<String>,
     /// WebSocket limits.
     pub ws: crate::ws::WsOptions,
+    /// Longest a GraphQL request over HTTP may run.
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { max_body_bytes: 4 * 1024 * 1024, max_batch: 10, cors_origins: vec![], ws: Default::default() }
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_batch: 10,
+            cors_origins: vec![],
+            ws: Default::default(),
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -57,6 +65,7 @@ impl From<&Config> for HttpOptions {
             max_batch: c.max_batch,
             cors_origins: c.cors_origins(),
             ws: Default::default(),
+            request_timeout: Duration::from_millis(c.request_timeout_ms),
         }
     }
 }
@@ -68,6 +77,7 @@ struct HttpState {
     max_body_bytes: usize,
     max_batch: usize,
     ws: crate::ws::WsOptions,
+    request_timeout: Duration,
 }
 
 /// Builds the router with default options.
@@ -83,6 +93,7 @@ pub fn router_with(app: AppState, schema: AppSchema, options: &HttpOptions) -> R
         max_body_bytes: options.max_body_bytes,
         max_batch: options.max_batch.max(1),
         ws: options.ws.clone(),
+        request_timeout: options.request_timeout,
     };
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -265,7 +276,13 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
         return resp;
     }
 
+    // One deadline for the whole request, batch included.
+    let deadline = tokio::time::Instant::now() + s.request_timeout;
     let auth = authenticate(&s.app, headers).await;
+    if let Some(Err(e @ (AppError::Unavailable(_) | AppError::Transient(_)))) = &auth {
+        // Nothing ran yet, so the client may simply send the request again.
+        return unavailable_before_execution(e);
+    }
     let mut responses = Vec::with_capacity(requests.len());
     for (index, (mut req, (name, _))) in requests.into_iter().zip(ops).enumerate() {
         let (tenant, sub) = match &auth {
@@ -280,7 +297,10 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
             None => (None, None),
         };
         let started = Instant::now();
-        let resp = s.schema.execute(req).await;
+        let resp = match crate::db::abandoning(deadline, s.schema.execute(req)).await {
+            Some(resp) => resp,
+            None => timed_out(s.request_timeout),
+        };
         let elapsed = started.elapsed();
         let outcome = if resp.errors.is_empty() { Outcome::Ok } else { Outcome::Error };
         metrics::record_request(&name, outcome, elapsed);
@@ -326,6 +346,37 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Result<Call
         Ok(v) => app.authenticate(v).await,
         Err(_) => Err(AppError::Unauthenticated("Authorization header is not text".into())),
     })
+}
+
+/// The answer to a request refused because the database could not be reached in time (HTTP 503):
+/// nothing was executed, so it is safe to send again after the `Retry-After` delay.
+fn unavailable_before_execution(e: &AppError) -> Response {
+    let reason = "unavailable";
+    metrics::record_rejected(reason);
+    tracing::warn!(error = ?e, "graphql request refused: database unavailable");
+    let body =
+        json!({ "errors": [{ "message": e.public_message(), "extensions": { "code": "UNAVAILABLE" } }] });
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The answer for an operation stopped at the request deadline. Its work was dropped and the
+/// connections it held closed, so PostgreSQL rolls back what it had not committed; only a commit
+/// already under way at the deadline may have landed, hence the advice for mutations.
+fn timed_out(limit: Duration) -> async_graphql::Response {
+    let message = format!(
+        "the request was stopped after {} ms (PARAPET_REQUEST_TIMEOUT); what it had not committed was \
+         rolled back. A query may be sent again; a mutation may have completed just before the \
+         deadline, so read what it changes before repeating it",
+        limit.as_millis()
+    );
+    let mut error = async_graphql::ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", "UNAVAILABLE");
+    ext.set("reason", "REQUEST_TIMEOUT");
+    error.extensions = Some(ext);
+    async_graphql::Response::from_errors(vec![error])
 }
 
 /// A refusal before execution, shaped like a GraphQL error response.

@@ -153,7 +153,9 @@ async fn a_batch_that_keeps_failing_is_unavailable_and_a_resend_stores_it() {
 /// stored when sent again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_timeout_is_unavailable() {
-    let app = TestApp::with_pool(PoolSettings { max_size: 4, statement_timeout_ms: 300 }).await;
+    let app =
+        TestApp::with_pool(PoolSettings { max_size: 4, statement_timeout_ms: 300, ..Default::default() })
+            .await;
     let t = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
     app.ok(&t, INGEST, json!({ "alerts": [ten_key_alert("slow")] })).await;
     let mut holder = hold_key_locks(&app).await;

@@ -213,14 +213,18 @@ async fn an_unreachable_database_is_unavailable_masked_and_readyz_fails() {
     // A pool whose database does not exist: no connection can be had. The client is told to retry
     // (`UNAVAILABLE`), never `INTERNAL`, and learns nothing of the cause.
     let url = with_db(&server_url(), "parapet_no_such_database");
-    let pool = db::build_pool(&url, &PoolSettings { max_size: 2, statement_timeout_ms: 1000 }).expect("pool");
+    let pool =
+        db::build_pool(&url, &PoolSettings { max_size: 2, statement_timeout_ms: 1000, ..Default::default() })
+            .expect("pool");
     let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"));
     let router = parapet::http::router(state.clone(), build_schema(state, &Limits::default()));
     let t = token_with("contoso", "alice@contoso.com", &[Role::Reader], None, 600);
 
+    // The caller's tenant is looked up before anything executes: refused whole, HTTP 503, retry later.
     let body = json!({ "query": "{ me { sub } }" }).to_string();
-    let (status, _, text) = send(&router, post("/graphql", Some(&t), body)).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, headers, text) = send(&router, post("/graphql", Some(&t), body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get("retry-after").is_some(), "{headers:?}");
     let v = json_of(&text);
     assert_eq!(v["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{v}");
     assert!(v["errors"][0]["message"].as_str().is_some_and(|m| m.contains("retry")), "{v}");

@@ -87,7 +87,7 @@ async fn tenants_never_see_each_other() {
     // Nested: only the tenant's own rows, even for the shared mailbox and message.
     let nested = r#"query($i: ID!) { incident(id: $i) {
         alerts { totalCount nodes { id incident { id } evidence { entityKey } comments { nodes { body } } } }
-        evidence { entityKey alertIds } comments { totalCount nodes { body } }
+        evidence { totalCount nodes { entityKey alertIds } } comments { totalCount nodes { body } }
         activity { totalCount nodes { message } } impactedMailboxes alertsByStatus { status count } } }"#;
     let data = app.ok(&c.token, nested, json!({ "i": c.inc.id })).await;
     let i = &data["incident"];
@@ -95,7 +95,8 @@ async fn tenants_never_see_each_other() {
     assert_eq!(i["alerts"]["nodes"][0]["incident"]["id"], json!(c.inc.id));
     assert_eq!(i["alerts"]["nodes"][0]["evidence"].as_array().map(Vec::len), Some(3));
     assert_eq!(i["alerts"]["nodes"][0]["comments"]["nodes"], json!([{ "body": "Contoso phish note" }]));
-    let ev = i["evidence"].as_array().expect("evidence");
+    assert_eq!(i["evidence"]["totalCount"], 3);
+    let ev = i["evidence"]["nodes"].as_array().expect("evidence");
     assert_eq!(ev.len(), 3, "the shared entities appear once, from this tenant only");
     assert!(ev.iter().all(|e| e["alertIds"] == json!([c.alert.id])));
     assert_eq!(i["comments"], json!({ "totalCount": 1, "nodes": [{ "body": "Contoso phish note" }] }));

@@ -156,10 +156,14 @@ fn by_key<'a>(list: &'a Value, key: &str) -> &'a Value {
 #[tokio::test]
 async fn incident_evidence_is_merged_by_entity_with_one_type_per_kind() {
     let f = fixture().await;
-    let q = format!("query($id: ID!) {{ incident(id: $id) {{ evidence {{ {EVIDENCE} }} }} }}");
+    let q = format!(
+        "query($id: ID!) {{ incident(id: $id) {{ evidence {{ totalCount pageInfo {{ hasNextPage }} nodes {{ {EVIDENCE} alertCount }} }} }} }}"
+    );
     let data = f.app.ok(&f.reader, &q, json!({ "id": f.inc.id })).await;
-    let ev = &data["incident"]["evidence"];
+    let ev = &data["incident"]["evidence"]["nodes"];
     assert_eq!(ev.as_array().map(Vec::len), Some(9), "10 rows, one entity twice: {ev:#}");
+    assert_eq!(data["incident"]["evidence"]["totalCount"], 9);
+    assert_eq!(data["incident"]["evidence"]["pageInfo"]["hasNextPage"], false);
 
     let email = by_key(ev, "EMAIL:nmid-1:ceo@contoso.com");
     assert_eq!(email["__typename"], "EmailEvidence");
@@ -168,7 +172,12 @@ async fn incident_evidence_is_merged_by_entity_with_one_type_per_kind() {
     assert_eq!(email["roles"], json!(["ATTACKED", "CONTEXTUAL"]), "roles merged");
     assert_eq!(email["remediationStatus"], "REMEDIATED", "latest row's state");
     assert_eq!(email["latestDeliveryLocation"], "SOFT_DELETED", "latest row's data");
-    assert_eq!(email["alertIds"], json!([f.alerts[0].id, f.alerts[1].id]));
+    let mut ids: Vec<String> = [f.alerts[0].id, f.alerts[1].id].iter().map(|i| i.to_string()).collect();
+    ids.sort();
+    let mut got: Vec<String> = serde_json::from_value(email["alertIds"].clone()).expect("ids");
+    got.sort();
+    assert_eq!(got, ids);
+    assert_eq!(email["alertCount"], 2);
     assert_eq!(email["recipient"], "ceo@contoso.com");
     assert_eq!(email["envelopeSender"], "attacker@evil.example");
     assert_eq!(email["direction"], "INBOUND");
@@ -203,9 +212,13 @@ async fn incident_evidence_is_merged_by_entity_with_one_type_per_kind() {
     assert_eq!(odd["threatTypes"], json!(["PHISH"]));
     assert_eq!(odd["subject"], Value::Null, "a missing field is null");
 
-    let q = "query($id: ID!) { incident(id: $id) { evidence(kind: [URL, FILE]) { kind } } }";
+    let q =
+        "query($id: ID!) { incident(id: $id) { evidence(kind: [URL, FILE]) { totalCount nodes { kind } } } }";
     let data = f.app.ok(&f.reader, q, json!({ "id": f.inc.id })).await;
-    assert_eq!(data["incident"]["evidence"], json!([{ "kind": "URL" }, { "kind": "FILE" }]));
+    assert_eq!(
+        data["incident"]["evidence"],
+        json!({ "totalCount": 2, "nodes": [{ "kind": "URL" }, { "kind": "FILE" }] })
+    );
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ pub fn lock_id(tenant_id: &str, kind: &str, value: &str) -> i64 {
 
 /// Whether the tenant's ignore list covers `key`: an entry equal to the value, or, for addresses and
 /// URLs, the value's domain or a parent domain of it (so `contoso.com` covers `mail.contoso.com`).
+/// Entries are compared as stored: they are normalised (trimmed, lower-case) when the list is saved.
 pub fn is_ignored(key: &Key, ignore: &[String]) -> bool {
     if ignore.is_empty() {
         return false;
@@ -47,15 +48,14 @@ pub fn is_ignored(key: &Key, ignore: &[String]) -> bool {
         _ => None,
     };
     ignore.iter().any(|entry| {
-        let entry = entry.trim().to_lowercase();
         if entry.is_empty() {
             return false;
         }
-        if key.value == entry {
+        if key.value == *entry {
             return true;
         }
         match &domain {
-            Some(d) => d == &entry || d.ends_with(&format!(".{entry}")),
+            Some(d) => d == entry || d.strip_suffix(entry.as_str()).is_some_and(|rest| rest.ends_with('.')),
             None => false,
         }
     })

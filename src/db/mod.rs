@@ -3,61 +3,23 @@
 
 pub mod embedded;
 pub mod models;
+pub mod pool;
 pub mod prepared;
 pub mod queries;
 pub mod retry;
 pub mod schema;
 
-use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use futures::FutureExt;
+pub use pool::{abandoning, build_pool, Pool, PoolSettings, PooledConn};
 
-/// The connection pool shared by resolvers and workers.
-pub type Pool = DeadPool<AsyncPgConnection>;
-/// A connection taken from the pool.
-pub type PooledConn = Object<AsyncPgConnection>;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
 /// The connection type every query function takes (a pooled connection derefs to it).
 pub type Conn = AsyncPgConnection;
 
 /// The SQL migrations under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
-
-/// Pool settings.
-#[derive(Debug, Clone)]
-pub struct PoolSettings {
-    /// Most connections held at once.
-    pub max_size: usize,
-    /// Longest a statement may run before PostgreSQL cancels it.
-    pub statement_timeout_ms: u64,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        Self { max_size: 16, statement_timeout_ms: 30_000 }
-    }
-}
-
-/// Builds the pool; every new connection gets the statement timeout.
-pub fn build_pool(url: &str, settings: &PoolSettings) -> anyhow::Result<Pool> {
-    let timeout = settings.statement_timeout_ms;
-    let mut config = ManagerConfig::<AsyncPgConnection>::default();
-    config.custom_setup = Box::new(move |url| {
-        let url = url.to_string();
-        async move {
-            let mut conn = AsyncPgConnection::establish(&url).await?;
-            conn.batch_execute(&format!("SET statement_timeout = {timeout}"))
-                .await
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
-        }
-        .boxed()
-    });
-    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
-    Ok(DeadPool::builder(manager).max_size(settings.max_size).build()?)
-}
 
 /// Runs pending migrations; returns how many ran.
 pub async fn run_migrations(url: &str) -> anyhow::Result<usize> {

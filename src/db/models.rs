@@ -125,7 +125,7 @@ pub struct Alert {
 }
 
 /// An evidence row; `data` holds the kind's own fields as JSON.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, QueryableByName)]
 #[diesel(table_name = evidence)]
 pub struct Evidence {
     pub tenant_id: String,

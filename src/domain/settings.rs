@@ -12,6 +12,9 @@ pub const WINDOW_HOURS: std::ops::RangeInclusive<i32> = 1..=8760;
 pub const MAX_IGNORE_ENTRIES: usize = 1000;
 /// Longest entry of the ignore list, in characters.
 pub const MAX_IGNORE_ENTRY_CHARS: usize = 255;
+/// Highest `maxKeyPrevalence`: a key more common than this names no campaign, and checking it would
+/// read that many rows per key.
+pub const MAX_KEY_PREVALENCE: i32 = 10_000;
 
 /// A requested change to the settings, as a person typed it; `None` leaves a setting unchanged.
 #[derive(Debug, Clone, Default)]
@@ -73,8 +76,10 @@ pub fn normalise_ignore_list(entries: &[String]) -> AppResult<Vec<String>> {
 /// Checks and normalises a change; `BAD_USER_INPUT` says which value is wrong.
 pub fn validate(u: &SettingsUpdate) -> AppResult<SettingsChange> {
     if let Some(p) = u.max_key_prevalence {
-        if p < 1 {
-            return Err(AppError::bad(format!("maxKeyPrevalence must be at least 1, got {p}")));
+        if !(1..=MAX_KEY_PREVALENCE).contains(&p) {
+            return Err(AppError::bad(format!(
+                "maxKeyPrevalence must be between 1 and {MAX_KEY_PREVALENCE}, got {p}"
+            )));
         }
     }
     Ok(SettingsChange {
@@ -123,6 +128,10 @@ mod tests {
         assert!(validate(&bad).is_err());
         let bad = SettingsUpdate { max_key_prevalence: Some(0), ..Default::default() };
         assert!(validate(&bad).is_err());
+        let bad = SettingsUpdate { max_key_prevalence: Some(10_001), ..Default::default() };
+        assert!(validate(&bad).is_err());
+        let ok = SettingsUpdate { max_key_prevalence: Some(10_000), ..Default::default() };
+        assert!(validate(&ok).is_ok());
         let ok = SettingsUpdate { strong_key_window_hours: Some(8760), ..Default::default() };
         assert!(validate(&ok).is_ok());
     }

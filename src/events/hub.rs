@@ -8,12 +8,13 @@ use crate::db::queries::events::{self as q, EventRow};
 use crate::db::{Conn, Pool};
 use crate::error::{AppError, AppResult};
 use diesel_async::SimpleAsyncConnection;
+use futures::FutureExt;
 use futures::StreamExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::broadcast;
 
 /// Events buffered per tenant for slow subscribers before they fall back to reading the table.
 pub const BUFFER: usize = 1024;
@@ -38,8 +39,17 @@ struct Feed {
 
 struct Inner {
     pool: Pool,
+    /// Held only for in-memory work, never across database I/O, so a slow poll never delays a new
+    /// subscription or `/metrics`.
     feeds: Mutex<HashMap<String, Feed>>,
     started: AtomicBool,
+}
+
+impl Inner {
+    fn feeds(&self) -> MutexGuard<'_, HashMap<String, Feed>> {
+        // The map stays consistent whatever a panicking holder did: each entry is written whole.
+        self.feeds.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// The process's event hub; cheap to clone.
@@ -58,25 +68,35 @@ impl Hub {
     /// caller's to replay from the table.
     pub async fn subscribe(&self, tenant_id: &str) -> AppResult<broadcast::Receiver<Arc<HubEvent>>> {
         self.start();
-        let mut feeds = self.inner.feeds.lock().await;
-        if let Some(f) = feeds.get(tenant_id) {
-            return Ok(f.tx.subscribe());
+        if let Some(rx) = self.inner.feeds().get(tenant_id).map(|f| f.tx.subscribe()) {
+            return Ok(rx);
         }
-        let mut conn = self.inner.pool.get().await?;
-        let last = q::max_seq(&mut conn, tenant_id).await?;
-        let (tx, rx) = broadcast::channel(BUFFER);
-        feeds.insert(tenant_id.to_string(), Feed { tx, last });
-        Ok(rx)
+        let last = {
+            let mut conn = self.inner.pool.get().await?;
+            q::max_seq(&mut conn, tenant_id).await?
+        };
+        // Another subscriber may have made the feed meanwhile; its position is as good as ours, since
+        // events up to either were committed before this call returns.
+        let mut feeds = self.inner.feeds();
+        let feed = feeds
+            .entry(tenant_id.to_string())
+            .or_insert_with(|| Feed { tx: broadcast::channel(BUFFER).0, last });
+        Ok(feed.tx.subscribe())
     }
 
     /// How many live subscribers this process holds for the tenant (for metrics and tests).
     pub async fn subscribers(&self, tenant_id: &str) -> usize {
-        self.inner.feeds.lock().await.get(tenant_id).map_or(0, |f| f.tx.receiver_count())
+        self.inner.feeds().get(tenant_id).map_or(0, |f| f.tx.receiver_count())
     }
 
     /// Live subscribers of this process, over every tenant.
     pub async fn subscribers_total(&self) -> usize {
-        self.inner.feeds.lock().await.values().map(|f| f.tx.receiver_count()).sum()
+        self.inner.feeds().values().map(|f| f.tx.receiver_count()).sum()
+    }
+
+    /// Tenants this process holds a feed for (for metrics and tests).
+    pub async fn tenants(&self) -> usize {
+        self.inner.feeds().len()
     }
 
     fn start(&self) {
@@ -100,80 +120,125 @@ impl Hub {
     /// Runs until the LISTEN connection fails or the hub is dropped by everyone else.
     async fn listen(&self) -> AppResult<()> {
         // A dedicated connection: taken out of the pool for good, because it keeps LISTEN state.
-        let mut conn = diesel_async::pooled_connection::deadpool::Object::take(self.inner.pool.get().await?);
+        let mut conn = self.inner.pool.get().await?.detach();
         conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         let mut notes = std::pin::pin!(conn.notifications_stream());
         let mut tick = tokio::time::interval(REPOLL);
         // Catch up with anything committed while no listener ran.
-        self.poll_all().await?;
+        self.poll(None).await?;
         loop {
             if Arc::strong_count(&self.inner) <= 1 {
                 return Ok(());
             }
             tokio::select! {
-                n = notes.next() => match n {
-                    Some(Ok(n)) => self.poll(&n.payload).await?,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Err(AppError::Internal("LISTEN connection closed".into())),
-                },
-                _ = tick.tick() => self.poll_all().await?,
+                n = notes.next() => {
+                    let mut woken = HashSet::new();
+                    match n {
+                        Some(Ok(n)) => woken.insert(n.payload),
+                        Some(Err(e)) => return Err(e.into()),
+                        None => return Err(AppError::Internal("LISTEN connection closed".into())),
+                    };
+                    // Notifications that arrived meanwhile are served by the same read.
+                    while let Some(more) = notes.next().now_or_never() {
+                        match more {
+                            Some(Ok(n)) => woken.insert(n.payload),
+                            Some(Err(e)) => return Err(e.into()),
+                            None => return Err(AppError::Internal("LISTEN connection closed".into())),
+                        };
+                    }
+                    self.poll(Some(&woken)).await?;
+                }
+                _ = tick.tick() => self.poll(None).await?,
             }
         }
     }
 
-    async fn poll_all(&self) -> AppResult<()> {
-        let tenants: Vec<String> = self.inner.feeds.lock().await.keys().cloned().collect();
-        for t in tenants {
-            self.poll(&t).await?;
-        }
-        Ok(())
-    }
-
-    /// Reads a tenant's new events and sends them to its subscribers; drops feeds nobody listens to.
-    async fn poll(&self, tenant_id: &str) -> AppResult<()> {
-        let mut feeds = self.inner.feeds.lock().await;
-        let Some(feed) = feeds.get_mut(tenant_id) else { return Ok(()) };
-        if feed.tx.receiver_count() == 0 {
-            feeds.remove(tenant_id);
+    /// Reads the new events of every tenant with live subscribers (or of those in `only`) in one
+    /// statement per page, and sends each to its tenant's subscribers; drops feeds nobody listens to.
+    async fn poll(&self, only: Option<&HashSet<String>>) -> AppResult<()> {
+        let mut due: Vec<(String, i64)> = {
+            let mut feeds = self.inner.feeds();
+            feeds.retain(|_, f| f.tx.receiver_count() > 0);
+            feeds
+                .iter()
+                .filter(|(t, _)| only.is_none_or(|o| o.contains(*t)))
+                .map(|(t, f)| (t.clone(), f.last))
+                .collect()
+        };
+        if due.is_empty() {
             return Ok(());
         }
         let mut conn = self.inner.pool.get().await?;
-        loop {
-            let batch = read(&mut conn, tenant_id, feed.last, PAGE).await?;
-            let n = batch.len();
-            for ev in batch {
-                feed.last = ev.row.seq;
-                // No receiver left is not an error: the feed is dropped on the next poll.
-                let _ = feed.tx.send(ev);
+        while !due.is_empty() {
+            let batch = read_many(&mut conn, &due, PAGE).await?;
+            let mut counts: HashMap<&str, i64> = HashMap::new();
+            let mut feeds = self.inner.feeds();
+            for ev in &batch {
+                *counts.entry(ev.row.tenant_id.as_str()).or_default() += 1;
+                // A feed dropped and made again meanwhile starts past what we read: never send twice.
+                if let Some(feed) = feeds.get_mut(&ev.row.tenant_id) {
+                    if ev.row.seq > feed.last {
+                        feed.last = ev.row.seq;
+                        // No receiver left is not an error: the feed is dropped on the next poll.
+                        let _ = feed.tx.send(ev.clone());
+                    }
+                }
             }
-            if (n as i64) < PAGE {
-                return Ok(());
-            }
+            // Tenants that filled a page have more to read; the rest are done.
+            due = due
+                .into_iter()
+                .filter(|(t, _)| counts.get(t.as_str()).is_some_and(|n| *n >= PAGE))
+                .filter_map(|(t, _)| feeds.get(&t).map(|f| (t.clone(), f.last)))
+                .collect();
         }
+        Ok(())
     }
 }
 
 /// Reads up to `limit` events after `after` with the objects they name, loading each object once.
 pub async fn read(conn: &mut Conn, tenant_id: &str, after: i64, limit: i64) -> AppResult<Vec<Arc<HubEvent>>> {
     let rows = q::after(conn, tenant_id, after, limit).await?;
+    attach(conn, rows).await
+}
+
+/// Reads, for each `(tenant, after)`, up to `limit` of the tenant's events after `after`, with the
+/// objects they name: three statements whatever the number of tenants.
+async fn read_many(conn: &mut Conn, due: &[(String, i64)], limit: i64) -> AppResult<Vec<Arc<HubEvent>>> {
+    let rows = q::after_many(conn, due, limit).await?;
+    attach(conn, rows).await
+}
+
+/// Loads the alerts and incidents `rows` name, each once, and pairs them with their events. An object
+/// is matched by tenant and id, so an event never carries another tenant's row.
+async fn attach(conn: &mut Conn, rows: Vec<EventRow>) -> AppResult<Vec<Arc<HubEvent>>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
+    let mut tenants: Vec<&str> = rows.iter().map(|r| r.tenant_id.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
     let mut alert_ids: Vec<_> = rows.iter().filter_map(|r| r.alert_id).collect();
-    alert_ids.sort();
+    alert_ids.sort_unstable();
     alert_ids.dedup();
     let mut incident_ids: Vec<_> = rows.iter().filter_map(|r| r.incident_id).collect();
-    incident_ids.sort();
+    incident_ids.sort_unstable();
     incident_ids.dedup();
-    let alerts: HashMap<_, _> =
-        q::load_alerts(conn, tenant_id, &alert_ids).await?.into_iter().map(|a| (a.id, a)).collect();
-    let incidents: HashMap<_, _> =
-        q::load_incidents(conn, tenant_id, &incident_ids).await?.into_iter().map(|i| (i.id, i)).collect();
+    let alerts: HashMap<_, _> = q::load_alerts(conn, &tenants, &alert_ids)
+        .await?
+        .into_iter()
+        .map(|a| ((a.tenant_id.clone(), a.id), a))
+        .collect();
+    let incidents: HashMap<_, _> = q::load_incidents(conn, &tenants, &incident_ids)
+        .await?
+        .into_iter()
+        .map(|i| ((i.tenant_id.clone(), i.id), i))
+        .collect();
     Ok(rows
         .into_iter()
         .map(|row| {
-            let alert = row.alert_id.and_then(|id| alerts.get(&id).cloned());
-            let incident = row.incident_id.and_then(|id| incidents.get(&id).cloned());
+            let alert = row.alert_id.and_then(|id| alerts.get(&(row.tenant_id.clone(), id)).cloned());
+            let incident =
+                row.incident_id.and_then(|id| incidents.get(&(row.tenant_id.clone(), id)).cloned());
             Arc::new(HubEvent { row, alert, incident })
         })
         .collect())

@@ -57,7 +57,7 @@ fn prune_lock() -> i64 {
 pub async fn prune(pool: &Pool, window: Duration, batch: i64) -> AppResult<PruneReport> {
     // A connection of its own for the session lock: if this task dies half-way, closing the connection
     // releases the lock, where a pooled connection would carry it back into the pool.
-    let mut conn = diesel_async::pooled_connection::deadpool::Object::take(pool.get().await?);
+    let mut conn = pool.get().await?.detach();
     let lock = prune_lock();
     if !q::try_session_lock(&mut conn, lock).await? {
         return Ok(PruneReport::default());

@@ -5,6 +5,7 @@ pub mod mutation;
 pub mod query;
 pub mod subscription;
 pub mod types;
+pub mod validation;
 
 use crate::auth::{Caller, Role};
 use crate::error::AppError;
@@ -49,6 +50,7 @@ impl Default for Limits {
 pub fn build_schema(state: AppState, limits: &Limits) -> AppSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription)
         .extension(loaders::PerRequestLoaders::new(state.pool.clone()))
+        .extension(validation::CodedValidation::new(limits))
         .data(state)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);

@@ -13,7 +13,8 @@ const MAX_ID: usize = 256;
 const MAX_NAME: usize = 1024;
 const MAX_TEXT: usize = 30_000;
 const MAX_URL: usize = 2048;
-const MAX_EVIDENCE: usize = 200;
+/// Most evidence items one alert may carry.
+pub const MAX_EVIDENCE: usize = 200;
 const MAX_LIST: usize = 500;
 /// Longest part of an evidence entity key taken as given; a longer one is hashed, so the key stays well
 /// inside what a PostgreSQL index entry can hold (about 2,700 bytes).

@@ -170,7 +170,7 @@ impl TestApp {
 
     /// `new`, with a pool of at most `max_size` connections.
     pub async fn with_pool_size(max_size: usize) -> Self {
-        Self::with_pool(PoolSettings { max_size, statement_timeout_ms: 60_000 }).await
+        Self::with_pool(PoolSettings { max_size, statement_timeout_ms: 60_000, ..Default::default() }).await
     }
 
     /// `new`, with these pool settings.
@@ -230,6 +230,23 @@ impl TestApp {
         let v = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
         (status, v)
+    }
+}
+
+impl TestApp {
+    /// This app served with these HTTP options (limits, request timeout) instead of the defaults.
+    pub fn with_http(mut self, options: parapet::http::HttpOptions) -> Self {
+        self.router = parapet::http::router_with(self.state.clone(), self.schema.clone(), &options);
+        self
+    }
+
+    /// GETs a path; returns the status, the headers and the body as text.
+    pub async fn get_text(&self, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let req = Request::get(path).body(Body::empty()).expect("request");
+        let resp = self.router.clone().oneshot(req).await.expect("router answers");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 << 20).await.expect("body");
+        (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 

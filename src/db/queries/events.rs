@@ -49,7 +49,7 @@ pub async fn notify(conn: &mut Conn, channel: &str, payload: &str) -> QueryResul
 }
 
 /// A stored event.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = events)]
 pub struct EventRow {
     /// Tenant.
@@ -82,6 +82,28 @@ pub async fn after(conn: &mut Conn, tenant_id: &str, after: i64, limit: i64) -> 
         .await
 }
 
+/// For each `(tenant, after)`, up to `limit` of the tenant's events after `after`, oldest first: one
+/// statement (an index range per tenant) however many tenants are asked for.
+pub async fn after_many(conn: &mut Conn, due: &[(String, i64)], limit: i64) -> QueryResult<Vec<EventRow>> {
+    use diesel::sql_types::Array;
+    if due.is_empty() {
+        return Ok(vec![]);
+    }
+    crate::db::prepared::sql(
+        "SELECT e.tenant_id, e.seq, e.kind, e.incident_id, e.alert_id, e.actor, e.payload, e.created_at \
+         FROM unnest($1::text[], $2::int8[]) AS d(tenant_id, after) \
+         CROSS JOIN LATERAL ( \
+             SELECT * FROM events WHERE tenant_id = d.tenant_id AND seq > d.after ORDER BY seq LIMIT $3 \
+         ) e \
+         ORDER BY e.tenant_id, e.seq",
+    )
+    .bind::<Array<Text>, _>(column(due, |d| d.0.as_str()))
+    .bind::<Array<Int8>, _>(column(due, |d| d.1))
+    .bind::<Int8, _>(limit)
+    .load(conn)
+    .await
+}
+
 /// The tenant's newest event position (0 when it has none).
 pub async fn max_seq(conn: &mut Conn, tenant_id: &str) -> QueryResult<i64> {
     events::table
@@ -92,10 +114,11 @@ pub async fn max_seq(conn: &mut Conn, tenant_id: &str) -> QueryResult<i64> {
         .map(|m| m.unwrap_or(0))
 }
 
-/// The current rows of the alerts events name (missing ids are left out).
+/// The current rows of the alerts events name, among `tenant_ids` (missing ids are left out; the
+/// caller pairs rows with events by tenant and id).
 pub async fn load_alerts(
     conn: &mut Conn,
-    tenant_id: &str,
+    tenant_ids: &[&str],
     ids: &[uuid::Uuid],
 ) -> QueryResult<Vec<crate::db::models::Alert>> {
     use crate::db::schema::alerts;
@@ -103,17 +126,18 @@ pub async fn load_alerts(
         return Ok(vec![]);
     }
     alerts::table
-        .filter(alerts::tenant_id.eq(tenant_id))
+        .filter(alerts::tenant_id.eq_any(tenant_ids))
         .filter(alerts::id.eq_any(ids))
         .select(crate::db::models::Alert::as_select())
         .load(conn)
         .await
 }
 
-/// The current rows of the incidents events name (missing ids are left out).
+/// The current rows of the incidents events name, among `tenant_ids` (missing ids are left out; the
+/// caller pairs rows with events by tenant and id).
 pub async fn load_incidents(
     conn: &mut Conn,
-    tenant_id: &str,
+    tenant_ids: &[&str],
     ids: &[uuid::Uuid],
 ) -> QueryResult<Vec<crate::db::models::Incident>> {
     use crate::db::schema::incidents;
@@ -121,7 +145,7 @@ pub async fn load_incidents(
         return Ok(vec![]);
     }
     incidents::table
-        .filter(incidents::tenant_id.eq(tenant_id))
+        .filter(incidents::tenant_id.eq_any(tenant_ids))
         .filter(incidents::id.eq_any(ids))
         .select(crate::db::models::Incident::as_select())
         .load(conn)

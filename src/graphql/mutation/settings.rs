@@ -14,7 +14,7 @@ pub struct SettingsMutation;
 #[Object]
 impl SettingsMutation {
     /// Changes the caller's tenant's settings (admin only); omitted fields stay as they are. Windows are
-    /// 1-8760 hours, `maxKeyPrevalence` at least 1, `correlationIgnore` at most 1000 entries of at most
+    /// 1-8760 hours, `maxKeyPrevalence` 1-10000, `correlationIgnore` at most 1000 entries of at most
     /// 255 characters (trimmed, lower-cased, de-duplicated). Returns the settings as they now are.
     async fn update_tenant_settings(
         &self,

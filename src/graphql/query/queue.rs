@@ -60,6 +60,9 @@ impl QueueQuery {
     /// The incidents queue. Default order `LAST_UPDATE_AT DESC`; `REDIRECTED` (merged) incidents are left
     /// out unless `filter.status` names it. `first`: default 20, at most 100 (more is `BAD_USER_INPUT`).
     /// `after`: the `endCursor` of the previous page, valid only with the same ordering.
+    #[graphql(
+        complexity = "crate::graphql::types::connection::complexity(first, crate::graphql::types::connection::DEFAULT_PAGE, child_complexity)"
+    )]
     async fn incidents(
         &self,
         ctx: &Context<'_>,
@@ -95,6 +98,9 @@ impl QueueQuery {
 
     /// The alerts queue. Default order `CREATED_AT DESC`. `first`: default 20, at most 100 (more is
     /// `BAD_USER_INPUT`). `after`: the `endCursor` of the previous page, valid only with the same ordering.
+    #[graphql(
+        complexity = "crate::graphql::types::connection::complexity(first, crate::graphql::types::connection::DEFAULT_PAGE, child_complexity)"
+    )]
     async fn alerts(
         &self,
         ctx: &Context<'_>,

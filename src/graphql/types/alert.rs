@@ -10,12 +10,18 @@ use crate::graphql::require;
 use crate::graphql::types::connection::{self, ActivityConnection, CommentConnection};
 use crate::graphql::types::evidence::Evidence;
 use crate::graphql::types::incident::Incident;
+use crate::ingest::validate::MAX_EVIDENCE;
 use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// An alert from a detection source.
 pub struct Alert(pub models::Alert);
+
+fn evidence_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let n = first.map_or(MAX_EVIDENCE, |n| usize::try_from(n).unwrap_or(0).min(MAX_EVIDENCE));
+    n.saturating_mul(child_complexity).max(1)
+}
 
 /// A correlation key.
 #[derive(SimpleObject, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
@@ -143,13 +149,20 @@ impl Alert {
         require(ctx, Role::Reader)?;
         Ok(loaders::loaders(ctx).incident_of_alert(&self.0).await?.map(Incident))
     }
-    /// Its evidence, oldest first.
-    async fn evidence(&self, ctx: &Context<'_>) -> GqlResult<Vec<Evidence>> {
+    /// Its evidence, oldest first: the first `first` items (default all, which ingestion caps at 200).
+    /// A list rather than a connection because of that cap; it counts in the query's complexity by
+    /// `first`, or by the cap when `first` is not given.
+    #[graphql(complexity = "evidence_complexity(first, child_complexity)")]
+    async fn evidence(&self, ctx: &Context<'_>, first: Option<i32>) -> GqlResult<Vec<Evidence>> {
         require(ctx, Role::Reader)?;
+        let limit = connection::page_size_within(first, MAX_EVIDENCE, MAX_EVIDENCE)?;
         let rows = loaders::loaders(ctx).alert_evidence(&self.0.tenant_id, self.0.id).await?;
-        Ok(rows.iter().map(Evidence::from_row).collect())
+        Ok(rows.iter().take(limit).map(Evidence::from_row).collect())
     }
     /// Comments, oldest first (default page 50, at most 100).
+    #[graphql(
+        complexity = "connection::complexity(first, connection::DEFAULT_NESTED_PAGE, child_complexity)"
+    )]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -160,6 +173,9 @@ impl Alert {
         connection::comments_of(ctx, &self.0.tenant_id, Parent::alert(self.0.id), first, after).await
     }
     /// Activity log, newest first (default page 50, at most 100).
+    #[graphql(
+        complexity = "connection::complexity(first, connection::DEFAULT_NESTED_PAGE, child_complexity)"
+    )]
     async fn activity(
         &self,
         ctx: &Context<'_>,

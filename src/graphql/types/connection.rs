@@ -9,6 +9,7 @@ use crate::db::queries::queue::{Keyset, Parent, TimeKeyset};
 use crate::db::queries::{alerts, incidents};
 use crate::error::{AppError, AppResult, GqlResult};
 use crate::graphql::loaders::{self, SetHandle};
+use crate::graphql::types::evidence::{from_entity, Evidence};
 use crate::graphql::types::{activity::ActivityEntry, alert::Alert, comment::Comment, incident::Incident};
 use async_graphql::connection::{CursorType, OpaqueCursor};
 use async_graphql::{Context, Object, SimpleObject};
@@ -34,6 +35,18 @@ pub fn page_size(first: Option<i32>, default: i64) -> AppResult<i64> {
             Err(AppError::bad(format!("first may be at most {MAX_PAGE}, got {n}")))
         }
         Some(n) => Ok(i64::from(n)),
+    }
+}
+
+/// A list's item count: `first`, else `default`; negative or above `max` is `BAD_USER_INPUT`.
+pub fn page_size_within(first: Option<i32>, default: usize, max: usize) -> AppResult<usize> {
+    match first {
+        None => Ok(default),
+        Some(n) => match usize::try_from(n) {
+            Err(_) => Err(AppError::bad(format!("first must not be negative, got {n}"))),
+            Ok(n) if n > max => Err(AppError::bad(format!("first may be at most {max}, got {n}"))),
+            Ok(n) => Ok(n),
+        },
     }
 }
 
@@ -127,6 +140,15 @@ pub enum TotalCount {
         /// Incident or alert.
         parent: Parent,
     },
+    /// Entities of an incident's evidence, of some kinds (batched over its siblings).
+    IncidentEntities {
+        /// Tenant.
+        tenant: String,
+        /// Incident.
+        incident: Uuid,
+        /// Kinds (a `loaders::kind_mask`; 0 for all).
+        kinds: u64,
+    },
     /// Activity entries of an incident or alert (batched over its siblings).
     Activity {
         /// Tenant.
@@ -151,6 +173,9 @@ impl TotalCount {
             TotalCount::AlertsOfIncident { tenant, incident } => l.alert_count(tenant, *incident).await?,
             TotalCount::Comments { tenant, parent } => l.comment_count(tenant, *parent).await?,
             TotalCount::Activity { tenant, parent } => l.activity_count(tenant, *parent).await?,
+            TotalCount::IncidentEntities { tenant, incident, kinds } => {
+                l.entity_count(tenant, *incident, *kinds).await?
+            }
         };
         Ok(n)
     }
@@ -257,6 +282,12 @@ connection!(
     Comment
 );
 connection!(
+    /// A page of an incident's evidence, one entry per entity.
+    EvidenceConnection,
+    EvidenceEdge,
+    Evidence
+);
+connection!(
     /// A page of activity-log entries (newest first).
     ActivityConnection,
     ActivityEdge,
@@ -269,6 +300,15 @@ pub const INCIDENT_ALERTS_SCOPE: &str = "incident.alerts";
 pub const COMMENTS_SCOPE: &str = "comments";
 /// Cursor scope of a parent's activity log.
 pub const ACTIVITY_SCOPE: &str = "activity";
+/// Cursor scope of an incident's evidence entities.
+pub const INCIDENT_EVIDENCE_SCOPE: &str = "incident.evidence";
+
+/// The complexity of a list field: its page (`first`, else `default`) times what each
+/// item asks for, so a query's cost is bounded by what it can make the server load.
+pub fn complexity(first: Option<i32>, default: i64, child_complexity: usize) -> usize {
+    let page = first.map_or(default, |n| i64::from(n).clamp(0, MAX_PAGE));
+    usize::try_from(page).unwrap_or(0).saturating_mul(child_complexity).max(1)
+}
 
 /// Cuts rows fetched with `limit + 1` to `limit`; the flag says whether more follow.
 pub fn split_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
@@ -298,6 +338,29 @@ pub async fn alerts_of_incident(
         TotalCount::AlertsOfIncident { tenant: tenant.to_string(), incident },
     )
     .keeping(siblings))
+}
+
+/// A page of an incident's evidence entities (in order of first appearance), through the loaders.
+pub async fn evidence_of_incident(
+    ctx: &Context<'_>,
+    tenant: &str,
+    incident: Uuid,
+    kinds: Vec<crate::domain::enums::EvidenceKind>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> GqlResult<EvidenceConnection> {
+    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
+    let after_k = decode_time_after(INCIDENT_EVIDENCE_SCOPE, after.as_deref())?;
+    let kinds = loaders::kind_mask(&kinds);
+    let page = loaders::loaders(ctx).entity_page(tenant, incident, kinds, first, after_k).await?;
+    Ok(EvidenceConnection::new(
+        page.entities.clone(),
+        page.has_next,
+        after.is_some(),
+        |e| encode_cursor(INCIDENT_EVIDENCE_SCOPE, e.summary.first_at.timestamp_micros(), e.summary.first_id),
+        |e| from_entity(&e),
+        TotalCount::IncidentEntities { tenant: tenant.to_string(), incident, kinds },
+    ))
 }
 
 /// A page of an incident's or alert's comments (oldest first), through the loaders.

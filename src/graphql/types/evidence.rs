@@ -1,14 +1,14 @@
 //! Evidence: the `Evidence` interface and one object type per kind (DOMAIN.md §3), read from the row's
 //! JSON `data` (camelCase, as ingestion writes it). Missing or unreadable fields are null, never errors:
 //! evidence is context, and one odd field must not hide the rest. An incident's evidence is merged by
-//! entity (`merge_by_entity`).
+//! entity (`from_entity`) and listed a page at a time.
 
 use crate::db::models;
 use crate::domain::enums::*;
+use crate::graphql::loaders::Entity;
 use async_graphql::{Interface, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
-use std::collections::HashMap;
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -101,6 +101,7 @@ pub struct Common {
     roles: Vec<EvidenceRole>,
     created_at: DateTime<Utc>,
     alert_ids: Vec<Uuid>,
+    alert_count: i64,
 }
 
 /// Defines the data of one evidence kind (read from JSON) and its GraphQL object (common fields + its own).
@@ -151,9 +152,13 @@ macro_rules! evidence_object {
             async fn created_at(&self) -> DateTime<Utc> {
                 self.common.created_at
             }
-            /// The alerts that name this entity.
+            /// The alerts that name this entity (for an incident's entity, at most 100 of them).
             async fn alert_ids(&self) -> Vec<ID> {
                 self.common.alert_ids.iter().map(|id| ID(id.to_string())).collect()
+            }
+            /// How many alerts name this entity.
+            async fn alert_count(&self) -> i64 {
+                self.common.alert_count
             }
             $( $(#[$fm])* async fn $field(&self) -> &$ty { &self.data.$field } )*
         }
@@ -312,7 +317,12 @@ evidence_object!(
     ),
     field(name = "roles", ty = "&[EvidenceRole]", desc = "Roles the entity played."),
     field(name = "created_at", ty = "DateTime<Utc>", desc = "When it was first recorded."),
-    field(name = "alert_ids", ty = "Vec<ID>", desc = "The alerts that name this entity.")
+    field(
+        name = "alert_ids",
+        ty = "Vec<ID>",
+        desc = "The alerts that name this entity (for an incident's entity, at most 100 of them)."
+    ),
+    field(name = "alert_count", ty = "i64", desc = "How many alerts name this entity.")
 )]
 pub enum Evidence {
     /// E-mail message copy.
@@ -379,6 +389,7 @@ impl Evidence {
             roles: parse_roles(&row.roles),
             created_at: row.created_at,
             alert_ids: vec![row.alert_id],
+            alert_count: 1,
         };
         Self::build(common, &row.data)
     }
@@ -421,49 +432,28 @@ pub fn verdict_strength(v: Verdict) -> u8 {
     }
 }
 
-/// An incident's evidence: its alerts' rows merged by `entity_key`, in order of first appearance. Each
-/// entity keeps its first row's id and time, the strongest verdict, every role, every alert naming it,
-/// and the latest row's data and remediation state (the freshest view of the entity).
-pub fn merge_by_entity(rows: &[models::Evidence]) -> Vec<Evidence> {
-    let mut order: Vec<&str> = vec![];
-    let mut groups: HashMap<&str, Vec<&models::Evidence>> = HashMap::new();
-    for r in rows {
-        let g = groups.entry(r.entity_key.as_str()).or_default();
-        if g.is_empty() {
-            order.push(r.entity_key.as_str());
-        }
-        g.push(r);
-    }
-    order
-        .into_iter()
-        .filter_map(|key| {
-            let g = groups.get(key)?;
-            let first = g.iter().min_by_key(|r| (r.created_at, r.id))?;
-            let latest = g.iter().max_by_key(|r| (r.created_at, r.id))?;
-            let verdict = g.iter().map(|r| r.verdict).max_by_key(|v| verdict_strength(*v))?;
-            let mut roles = vec![];
-            let mut alert_ids = vec![];
-            for r in g {
-                for role in parse_roles(&r.roles) {
-                    if !roles.contains(&role) {
-                        roles.push(role);
-                    }
-                }
-                if !alert_ids.contains(&r.alert_id) {
-                    alert_ids.push(r.alert_id);
-                }
-            }
-            let common = Common {
-                id: first.id,
-                kind: first.kind,
-                entity_key: key.to_string(),
-                verdict,
-                remediation_status: latest.remediation_status,
-                roles,
-                created_at: first.created_at,
-                alert_ids,
-            };
-            Some(Evidence::build(common, &latest.data))
-        })
-        .collect()
+/// One entity of an incident: its alerts' rows merged (done by the database, see
+/// `db::queries::evidence::entities_by_incidents`). It keeps its first row's id and time, the
+/// strongest verdict, every role, the alerts naming it (at most 100 listed, all counted), and the
+/// latest row's data and remediation state (the freshest view of the entity).
+pub fn from_entity(e: &Entity) -> Evidence {
+    let verdict = e
+        .summary
+        .verdicts
+        .iter()
+        .filter_map(|v| v.parse::<Verdict>().ok())
+        .max_by_key(|v| verdict_strength(*v))
+        .unwrap_or(e.latest.verdict);
+    let common = Common {
+        id: e.summary.first_id,
+        kind: e.latest.kind,
+        entity_key: e.summary.entity_key.clone(),
+        verdict,
+        remediation_status: e.latest.remediation_status,
+        roles: parse_roles(&e.summary.roles),
+        created_at: e.summary.first_at,
+        alert_ids: e.summary.alert_ids.clone(),
+        alert_count: e.summary.alert_count,
+    };
+    Evidence::build(common, &e.latest.data)
 }

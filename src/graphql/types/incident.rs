@@ -7,8 +7,9 @@ use crate::domain::enums::*;
 use crate::error::GqlResult;
 use crate::graphql::loaders;
 use crate::graphql::require;
-use crate::graphql::types::connection::{self, ActivityConnection, AlertConnection, CommentConnection};
-use crate::graphql::types::evidence::{merge_by_entity, Evidence};
+use crate::graphql::types::connection::{
+    self, ActivityConnection, AlertConnection, CommentConnection, EvidenceConnection,
+};
 use crate::graphql::types::summary::{alert_status_counts, severity_counts, AlertStatusCount, SeverityCount};
 use async_graphql::{Context, Object, ID};
 use chrono::{DateTime, Utc};
@@ -72,6 +73,9 @@ impl Incident {
         self.0.alert_count
     }
     /// Its alerts, oldest first (default page 50, at most 100).
+    #[graphql(
+        complexity = "connection::complexity(first, connection::DEFAULT_NESTED_PAGE, child_complexity)"
+    )]
     async fn alerts(
         &self,
         ctx: &Context<'_>,
@@ -81,18 +85,34 @@ impl Incident {
         require(ctx, Role::Reader)?;
         connection::alerts_of_incident(ctx, &self.0.tenant_id, self.0.id, first, after).await
     }
-    /// Evidence of all its alerts, one entry per entity (merged by `entityKey`: every role, every alert
-    /// naming it, the strongest verdict, the latest data). `kind` keeps only those kinds.
-    async fn evidence(&self, ctx: &Context<'_>, kind: Option<Vec<EvidenceKind>>) -> GqlResult<Vec<Evidence>> {
+    /// Evidence of all its alerts, one entry per entity (merged by `entityKey`: every role, the alerts
+    /// naming it, the strongest verdict, the latest data), in order of first appearance (default page
+    /// 50, at most 100). `kind` keeps only those kinds.
+    #[graphql(
+        complexity = "connection::complexity(first, connection::DEFAULT_NESTED_PAGE, child_complexity)"
+    )]
+    async fn evidence(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<Vec<EvidenceKind>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<EvidenceConnection> {
         require(ctx, Role::Reader)?;
-        let rows = loaders::loaders(ctx).incident_evidence(&self.0.tenant_id, self.0.id).await?;
-        let mut merged = merge_by_entity(&rows);
-        if let Some(kinds) = kind.filter(|k| !k.is_empty()) {
-            merged.retain(|e| kinds.contains(&e.evidence_kind()));
-        }
-        Ok(merged)
+        connection::evidence_of_incident(
+            ctx,
+            &self.0.tenant_id,
+            self.0.id,
+            kind.unwrap_or_default(),
+            first,
+            after,
+        )
+        .await
     }
     /// Comments, oldest first (default page 50, at most 100).
+    #[graphql(
+        complexity = "connection::complexity(first, connection::DEFAULT_NESTED_PAGE, child_complexity)"
+    )]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -103,6 +123,9 @@ impl Incident {
         connection::comments_of(ctx, &self.0.tenant_id, Parent::incident(self.0.id), first, after).await
     }
     /// Activity log, newest first (default page 50, at most 100).
+    #[graphql(
+        complexity = "connection::complexity(first, connection::DEFAULT_NESTED_PAGE, child_complexity)"
+    )]
     async fn activity(
         &self,
         ctx: &Context<'_>,
