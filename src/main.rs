@@ -67,7 +67,18 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    // Only the default data dir may move when the cluster user cannot reach it: a folder someone chose
+    // should fail loudly rather than have its cluster land somewhere else.
+    let placement = match matches.value_source("data_dir") {
+        Some(clap::parser::ValueSource::DefaultValue) | None => Placement::Relocatable,
+        Some(_) => Placement::AsConfigured,
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let config = cli.config;
     if let Err(e) = config.validate() {
         eprintln!("error: {e:#}");
@@ -81,11 +92,11 @@ fn main() -> ExitCode {
         Cmd::Token(args) => token(&config, args),
         Cmd::Migrate => runtime().and_then(|rt| {
             init_tracing(&config);
-            rt.block_on(migrate(&config))
+            rt.block_on(migrate(&config, placement))
         }),
         Cmd::Serve => runtime().and_then(|rt| {
             init_tracing(&config);
-            rt.block_on(serve(config))
+            rt.block_on(serve(config, placement))
         }),
     };
     match result {
@@ -128,15 +139,33 @@ fn token(config: &Config, args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the embedded cluster may leave the data dir when, run as root, the `postgres` user cannot
+/// reach it.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// The data dir is the default: keep the cluster under the fallback root instead.
+    Relocatable,
+    /// The data dir was chosen (flag or variable): fail and say why.
+    AsConfigured,
+}
+
 /// The database to use: `DATABASE_URL`, or the embedded cluster (started here, stopped by the caller).
-async fn database(config: &Config) -> anyhow::Result<(String, Option<EmbeddedPg>)> {
+async fn database(config: &Config, placement: Placement) -> anyhow::Result<(String, Option<EmbeddedPg>)> {
     if let Some(url) = &config.database_url {
         return Ok((url.clone(), None));
     }
     let dir = config.data_dir.clone();
-    let mut pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir, &embedded::Options::default()))
-        .await
-        .context("the embedded PostgreSQL launcher panicked")??;
+    let mut pg = tokio::task::spawn_blocking(move || {
+        let options = embedded::Options::default();
+        match placement {
+            Placement::Relocatable => {
+                EmbeddedPg::start_or_relocate(&dir, &options, &embedded::fallback_root())
+            }
+            Placement::AsConfigured => EmbeddedPg::start(&dir, &options),
+        }
+    })
+    .await
+    .context("the embedded PostgreSQL launcher panicked")??;
     // Ours to stop, even when adopted from a run that died without stopping it.
     pg.stop_when_done(true);
     let url = pg.ensure_database("parapet").await?;
@@ -153,8 +182,8 @@ async fn stop_embedded(pg: Option<EmbeddedPg>) {
     }
 }
 
-async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let (url, pg) = database(config).await?;
+async fn migrate(config: &Config, placement: Placement) -> anyhow::Result<()> {
+    let (url, pg) = database(config, placement).await?;
     let result = parapet::db::run_migrations(&url).await;
     stop_embedded(pg).await;
     let ran = result?;
@@ -162,11 +191,11 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, placement: Placement) -> anyhow::Result<()> {
     // Resolve the key first: a production deployment without one should fail before touching anything.
     let verifier = config.verifier()?;
     tracing::info!(config = ?config, "starting parapet");
-    let (url, pg) = database(&config).await?;
+    let (url, pg) = database(&config, placement).await?;
     let result = run_server(&config, &url, verifier).await;
     stop_embedded(pg).await;
     result

@@ -9,6 +9,9 @@
 //!
 //! `initdb` refuses to run as root, so when Parapet runs as root the cluster runs as the `postgres` system
 //! user: the `pg` folder is given to that user and every parent folder must let it pass (`x` bit).
+//! [`EmbeddedPg::start`] fails, saying which folder blocks, when that user cannot reach the data dir;
+//! [`EmbeddedPg::start_or_relocate`] (the default data dir, the tests' cluster) keeps the cluster under
+//! [`fallback_root`] instead, in a folder named after the data dir, and finds it there again next time.
 //! A Unix socket path must stay under 108 bytes; when `<data dir>/pg/run` is too deep, the socket goes to a
 //! short folder under `/tmp` instead (logged).
 
@@ -24,6 +27,15 @@ use std::process::{Command, Output};
 const MAX_SOCKET_PATH: usize = 107;
 /// The port only names the socket file (`.s.PGSQL.5432`); nothing listens on TCP.
 const PORT: u16 = 5432;
+
+/// Where clusters go that the `postgres` user cannot keep under their data dir, unless
+/// [`FALLBACK_ROOT_VAR`] names another folder.
+pub const DEFAULT_FALLBACK_ROOT: &str = "/var/lib/parapet";
+/// The environment variable that overrides [`DEFAULT_FALLBACK_ROOT`].
+pub const FALLBACK_ROOT_VAR: &str = "PARAPET_FALLBACK_DATA_ROOT";
+/// Longest part of a relocated cluster's folder name taken from the data dir's path: short enough that
+/// `<fallback>/<name>/run/.s.PGSQL.5432` stays within a socket path under `/var/lib/parapet`.
+const MAX_RELOCATED_STEM: usize = 40;
 
 /// How the cluster is tuned.
 #[derive(Debug, Clone, Default)]
@@ -55,18 +67,39 @@ struct RunAs {
 
 impl EmbeddedPg {
     /// Starts (or adopts) the cluster under `<data_dir>/pg`, creating it on first use. Blocking: call it
-    /// from `spawn_blocking` in async code.
+    /// from `spawn_blocking` in async code. Run as root, it fails when the `postgres` user cannot reach
+    /// the data dir, naming the folder in the way.
     pub fn start(data_dir: &Path, options: &Options) -> anyhow::Result<EmbeddedPg> {
+        Self::launch(data_dir, options, None)
+    }
+
+    /// [`EmbeddedPg::start`], except that when run as root and the `postgres` user cannot reach the data
+    /// dir (a clone inside `/root`, mode 0700), the cluster lives in a folder of its own under `fallback`
+    /// (see [`relocated_dir`]), which later starts find and reuse; an info line names both folders.
+    /// A cluster already under `<data_dir>/pg` is never left behind for a new one: that still fails.
+    pub fn start_or_relocate(
+        data_dir: &Path,
+        options: &Options,
+        fallback: &Path,
+    ) -> anyhow::Result<EmbeddedPg> {
+        Self::launch(data_dir, options, Some(fallback))
+    }
+
+    fn launch(data_dir: &Path, options: &Options, fallback: Option<&Path>) -> anyhow::Result<EmbeddedPg> {
         crate::config::create_data_dir(data_dir)?;
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("cannot resolve the data dir {}", data_dir.display()))?;
-        let root = data_dir.join("pg");
-        let pgdata = root.join("data");
         let run_as = run_as_user()?;
-        if let Some(user) = &run_as {
-            check_reachable(&data_dir, user)?;
-        }
+        let root = match (&run_as, fallback) {
+            (Some(user), Some(fallback)) => choose_root(&data_dir, user, fallback)?,
+            (Some(user), None) => {
+                check_reachable(&data_dir, user)?;
+                data_dir.join("pg")
+            }
+            (None, _) => data_dir.join("pg"),
+        };
+        let pgdata = root.join("data");
         for dir in [&root, &pgdata] {
             make_private_dir(dir, run_as.as_ref())?;
         }
@@ -200,7 +233,7 @@ impl EmbeddedPg {
             cmd.env_remove(var);
         }
         if let Some(user) = &self.run_as {
-            cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", &user.name);
+            as_user(&mut cmd, user);
         }
         cmd
     }
@@ -446,7 +479,139 @@ fn lookup_user(name: &str) -> Option<RunAs> {
     Some(RunAs { name: name.to_string(), uid: pwd.pw_uid, gid: pwd.pw_gid, home })
 }
 
-/// Whether `user` may enter `dir` (search permission).
+/// Makes `cmd` run as `user`. Every command run as the cluster user goes through here, so a reachability
+/// probe has exactly the rights PostgreSQL will have (std also drops root's supplementary groups).
+fn as_user(cmd: &mut Command, user: &RunAs) {
+    cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", &user.name);
+}
+
+/// Whether `user` can search `dir`, and so every folder above it. Asked of the kernel by running `test -x`
+/// as that user, so ACLs, groups and mount options count as they will for PostgreSQL; only when no `test`
+/// program can run does it fall back to reading each folder's mode bits.
+fn can_reach(dir: &Path, user: &RunAs) -> bool {
+    let mut probe = Command::new("test");
+    probe
+        .arg("-x")
+        .arg(dir)
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    as_user(&mut probe, user);
+    match probe.status() {
+        Ok(status) => status.success(),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot run `test` as the cluster user; reading folder modes instead");
+            dir.ancestors().all(|folder| can_enter(folder, user))
+        }
+    }
+}
+
+/// Whether `root` (a `pg` folder) holds a cluster: `data/PG_VERSION` exists.
+fn has_cluster(root: &Path) -> bool {
+    root.join("data").join("PG_VERSION").is_file()
+}
+
+/// The folder from [`FALLBACK_ROOT_VAR`] when set and not empty, else [`DEFAULT_FALLBACK_ROOT`].
+pub fn fallback_root() -> PathBuf {
+    match std::env::var_os(FALLBACK_ROOT_VAR) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_FALLBACK_ROOT),
+    }
+}
+
+/// Where [`EmbeddedPg::start_or_relocate`] keeps the cluster of `data_dir` (an absolute, resolved path)
+/// under `fallback`: the path made safe as one folder name (`root-parapet-.parapet`), its tail kept when
+/// long, plus a hash of the whole path, so two clones never share a cluster.
+pub fn relocated_dir(fallback: &Path, data_dir: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::ffi::OsStrExt;
+    let hash = hex::encode(Sha256::digest(data_dir.as_os_str().as_bytes()));
+    let safe: String = data_dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .collect();
+    let tail = &safe[safe.len().saturating_sub(MAX_RELOCATED_STEM)..];
+    // No hidden folder, no name that looks like an option.
+    let stem = tail.trim_start_matches(['-', '.']);
+    let stem = if stem.is_empty() { "data" } else { stem };
+    fallback.join(format!("{stem}-{}", &hash[..12]))
+}
+
+/// Where the cluster of `data_dir` lives when Parapet runs as root and may move it: `<data_dir>/pg` when
+/// the cluster user can reach it or a cluster already lives there; else (or when an earlier start already
+/// moved it) [`relocated_dir`] under `fallback`, which is created (0755) when missing.
+fn choose_root(data_dir: &Path, user: &RunAs, fallback: &Path) -> anyhow::Result<PathBuf> {
+    let requested = data_dir.join("pg");
+    if has_cluster(&requested) {
+        // Starting an empty cluster elsewhere would look like data loss: say what blocks this one instead.
+        check_reachable(data_dir, user).with_context(|| {
+            format!(
+                "{} already holds a PostgreSQL cluster, so it is not replaced by a new one elsewhere",
+                requested.display()
+            )
+        })?;
+        return Ok(requested);
+    }
+    let fallback = std::path::absolute(fallback)
+        .with_context(|| format!("cannot resolve {FALLBACK_ROOT_VAR} {}", fallback.display()))?;
+    let relocated = relocated_dir(&fallback, data_dir);
+    if has_cluster(&relocated) {
+        tracing::info!(
+            requested = %requested.display(),
+            actual = %relocated.display(),
+            "reusing the embedded PostgreSQL cluster kept in {} for {} (an earlier start put it there \
+             because the `{}` user could not reach the data dir)",
+            relocated.display(),
+            requested.display(),
+            user.name,
+        );
+        return Ok(relocated);
+    }
+    if can_reach(data_dir, user) {
+        return Ok(requested);
+    }
+    create_fallback_root(&fallback)?;
+    if !can_reach(&fallback, user) {
+        return Err(unreachable_error(data_dir, user)).with_context(|| {
+            format!(
+                "the `{}` user cannot reach {} either, where the cluster would go instead \
+                 ({FALLBACK_ROOT_VAR}); set {FALLBACK_ROOT_VAR} to a folder it can reach",
+                user.name,
+                fallback.display(),
+            )
+        });
+    }
+    tracing::info!(
+        requested = %requested.display(),
+        actual = %relocated.display(),
+        "the `{}` user cannot reach {}, so the embedded PostgreSQL cluster is kept in {} instead; later \
+         starts reuse it",
+        user.name,
+        requested.display(),
+        relocated.display(),
+    );
+    Ok(relocated)
+}
+
+/// Creates the fallback root when missing, with mode 0755 whatever the umask (the cluster user must pass
+/// through it); an existing folder keeps its mode.
+fn create_fallback_root(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    match fs::DirBuilder::new().recursive(true).mode(0o755).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} mode 0755", dir.display()))
+}
+
+/// Whether `user` may enter `dir` (search permission), judged from its mode bits.
 fn can_enter(dir: &Path, user: &RunAs) -> bool {
     let Ok(m) = fs::metadata(dir) else { return false };
     let mode = m.mode();
@@ -459,32 +624,54 @@ fn can_enter(dir: &Path, user: &RunAs) -> bool {
     }
 }
 
-/// Checks that the cluster user can reach `dir`, folder by folder, and says what to change if not.
+/// Checks that the cluster user can reach `dir` and says what to change if not.
 fn check_reachable(dir: &Path, user: &RunAs) -> anyhow::Result<()> {
-    for folder in dir.ancestors() {
-        if !can_enter(folder, user) {
+    if can_reach(dir, user) {
+        Ok(())
+    } else {
+        Err(unreachable_error(dir, user))
+    }
+}
+
+/// Why the cluster user cannot reach `dir`: the folder in the way (found from the mode bits) and what to
+/// change.
+fn unreachable_error(dir: &Path, user: &RunAs) -> anyhow::Error {
+    let remedies = format!(
+        "set PARAPET_DATA_DIR to a folder outside it (for example /var/lib/parapet), or leave \
+         PARAPET_DATA_DIR unset (the default data dir moves to {FALLBACK_ROOT_VAR}, by default \
+         {DEFAULT_FALLBACK_ROOT}, by itself), or set DATABASE_URL to a PostgreSQL server you run yourself"
+    );
+    match dir.ancestors().find(|folder| !can_enter(folder, user)) {
+        Some(folder) => {
             let mode = fs::metadata(folder).map(|m| m.mode() & 0o7777).unwrap_or(0);
-            bail!(
+            anyhow!(
                 "Parapet runs as root, so the embedded PostgreSQL runs as the `{name}` user, which cannot \
                  enter {folder} (mode {mode:04o}) on the way to the data dir {dir}. Either allow it \
-                 (`chmod o+x {folder}`), or set PARAPET_DATA_DIR to a folder outside it (for example \
-                 /var/lib/parapet), or set DATABASE_URL to a PostgreSQL server you run yourself.",
+                 (`chmod o+x {folder}`), or {remedies}.",
                 name = user.name,
                 folder = folder.display(),
                 dir = dir.display(),
-            );
+            )
         }
+        // The modes allow it, yet the kernel said no: an ACL, a group or a mount option is in the way.
+        None => anyhow!(
+            "Parapet runs as root, so the embedded PostgreSQL runs as the `{name}` user, which cannot reach \
+             the data dir {dir} (`runuser -u {name} -- ls {dir}` shows why). Either allow it, or {remedies}.",
+            name = user.name,
+            dir = dir.display(),
+        ),
     }
-    Ok(())
 }
 
 /// Creates `dir` with mode 0700 (if missing) and, when running as root, gives it to the cluster user.
 fn make_private_dir(dir: &Path, user: Option<&RunAs>) -> anyhow::Result<()> {
     if !dir.exists() {
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            // Another launcher made it meanwhile (the launcher lock lives inside it).
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
     }
     if let Some(u) = user {
         let m = fs::metadata(dir)?;
@@ -587,6 +774,26 @@ mod tests {
             .expect_err("nothing to find");
         let msg = format!("{err:#}");
         assert!(msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"), "{msg}");
+    }
+
+    #[test]
+    fn relocated_dirs_are_safe_short_and_distinct() {
+        let fallback = Path::new("/var/lib/parapet");
+        let a = relocated_dir(fallback, Path::new("/root/parapet/.parapet"));
+        assert_eq!(a, relocated_dir(fallback, Path::new("/root/parapet/.parapet")), "stable across starts");
+        let name = a.file_name().and_then(|n| n.to_str()).expect("a name");
+        assert!(name.starts_with("root-parapet-.parapet-"), "{name}");
+        // Two clones whose paths make the same safe text still get folders of their own.
+        let b = relocated_dir(fallback, Path::new("/root/parapet-.parapet"));
+        assert_ne!(a, b);
+        let deep = format!("/root/{}/a b/ü/.parapet", "x".repeat(200));
+        let c = relocated_dir(fallback, Path::new(&deep));
+        let name = c.file_name().and_then(|n| n.to_str()).expect("a name");
+        assert!(name.len() <= MAX_RELOCATED_STEM + 13, "{name}");
+        assert!(name.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-')), "{name}");
+        assert!(!name.starts_with(['.', '-']), "{name}");
+        assert_eq!(c.parent(), Some(fallback));
+        assert!(socket_path_len(&c.join("run")) <= MAX_SOCKET_PATH);
     }
 
     #[test]

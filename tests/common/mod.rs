@@ -25,7 +25,9 @@ static SERVER_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// URL of the server tests use: `DATABASE_URL`; else the local PostgreSQL on 127.0.0.1:5432 when something
 /// answers there; else an embedded cluster under `target/tmp/test-pg`, started once and left running for
 /// the next test process (parallel test processes share it; the launcher serialises their starts).
-/// `PARAPET_TEST_EMBEDDED=1` forces the embedded cluster even when 5432 answers.
+/// `PARAPET_TEST_EMBEDDED=1` forces the embedded cluster even when 5432 answers. Run as root in a clone
+/// the `postgres` user cannot enter (inside `/root`), that cluster lives under the fallback root instead
+/// (`PARAPET_FALLBACK_DATA_ROOT`, default `/var/lib/parapet`), as the server's default data dir does.
 pub fn server_url() -> String {
     SERVER_URL
         .get_or_init(|| {
@@ -46,11 +48,19 @@ pub fn server_url() -> String {
                  using the embedded PostgreSQL in {}",
                 dir.display()
             );
-            let pg = parapet::db::embedded::EmbeddedPg::start(
+            let pg = parapet::db::embedded::EmbeddedPg::start_or_relocate(
                 &dir,
                 &parapet::db::embedded::Options { fast: true },
+                &parapet::db::embedded::fallback_root(),
             )
             .expect("start the embedded PostgreSQL for tests");
+            if !pg.data_dir().starts_with(&dir) {
+                eprintln!(
+                    "tests: the postgres user cannot reach {}; the test cluster lives in {}",
+                    dir.display(),
+                    pg.data_dir().display()
+                );
+            }
             let url = pg.url("postgres");
             pg.leave_running();
             url
