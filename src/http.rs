@@ -21,15 +21,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-
-/// The GraphiQL page served at `/playground`.
-pub const PLAYGROUND_HTML: &str = include_str!("../playground/index.html");
 
 /// HTTP-level limits and CORS.
 #[derive(Debug, Clone)]
@@ -98,7 +95,8 @@ pub fn router_with(app: AppState, schema: AppSchema, options: &HttpOptions) -> R
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
-        .route("/playground", get(playground))
+        // The page and its assets, with their own caching and CSP headers.
+        .merge(crate::playground::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -395,10 +393,6 @@ async fn graphql_ws(State(s): State<HttpState>, upgrade: WebSocketUpgrade) -> Re
         .protocols(crate::ws::PROTOCOLS)
         .on_upgrade(move |socket| crate::ws::serve(socket, app, schema, opts))
         .into_response()
-}
-
-async fn playground() -> Html<&'static str> {
-    Html(PLAYGROUND_HTML)
 }
 
 async fn healthz() -> Json<serde_json::Value> {

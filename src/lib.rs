@@ -15,6 +15,7 @@ pub mod http;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
+pub mod playground;
 pub mod state;
 pub mod triage;
 pub mod ws;
