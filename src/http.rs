@@ -217,7 +217,7 @@ fn form_component(raw: &str) -> Result<String, String> {
 }
 
 /// Name and kind of the operation a request will run (parsing once; the schema reuses the parse).
-fn operation_of(req: &mut Request) -> (String, Option<OperationType>) {
+pub(crate) fn operation_of(req: &mut Request) -> (String, Option<OperationType>) {
     let wanted = req.operation_name.clone();
     let kind = match req.parsed_query() {
         Ok(doc) => match &doc.operations {
@@ -347,11 +347,7 @@ fn refuse(s: &HttpState, status: StatusCode, reason: &'static str, message: Stri
 /// GraphQL over WebSocket (`graphql-transport-ws` and the legacy `graphql-ws`), served by
 /// [`crate::ws`]. The `connection_init` payload must carry `{"Authorization": "Bearer <jwt>"}`.
 async fn graphql_ws(State(s): State<HttpState>, upgrade: WebSocketUpgrade) -> Response {
-    let (app, schema, opts) = (s.app.clone(), s.schema.clone(), s.ws.clone());
-    upgrade
-        .protocols(crate::ws::PROTOCOLS)
-        .on_upgrade(move |socket| crate::ws::serve(socket, app, schema, opts))
-        .into_response()
+    crate::ws::upgrade(upgrade, s.max_body_bytes, s.app.clone(), s.schema.clone(), s.ws.clone())
 }
 
 async fn playground() -> Html<&'static str> {

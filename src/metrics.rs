@@ -1,5 +1,5 @@
 //! What `/metrics` serves: GraphQL requests by operation and outcome and their latency, refused HTTP
-//! requests, database pool usage, alerts ingested, live subscribers.
+//! requests, WebSocket connections and operations, database pool usage, alerts ingested, live subscribers.
 //!
 //! Kept with `prometheus-client`, the Prometheus project's own Rust client. Its registry is a value, not
 //! a process global: each app holds one [`Metrics`] in [`crate::state::AppState`], so the many apps a
@@ -8,7 +8,7 @@
 //! **Adding a metric**: add a field to `Inner`, register it in [`Metrics::new`] (the one place that names
 //! metrics; a counter is registered without its `_total`, which the encoder appends), and give it a
 //! recording method here. Label values must come from a small fixed set chosen by the server (an
-//! outcome, a refusal reason), never from user data: tenant ids never appear. The one
+//! outcome, an operation type, a close code), never from user data: tenant ids never appear. The one
 //! exception, HTTP operation names, is sanitised and capped at [`MAX_OPERATIONS`] distinct names (the
 //! rest count as `other`), so a hostile client cannot grow memory or the scrape without bound.
 
@@ -37,6 +37,11 @@ pub enum Outcome {
     Ok,
     /// A response carried at least one error.
     Error,
+    /// Refused before execution (over a WebSocket: the operation cap, a payload that is no request).
+    Rejected,
+    /// Stopped by the client, or by the socket closing, before the server finished it (the usual end
+    /// of a subscription).
+    Cancelled,
 }
 
 impl Outcome {
@@ -45,6 +50,8 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+            Outcome::Cancelled => "cancelled",
         }
     }
 }
@@ -93,6 +100,17 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WsOperationLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: u16,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 struct Inner {
@@ -104,6 +122,10 @@ struct Inner {
     rejected: Family<ReasonLabel, Counter>,
     alerts_ingested: Counter,
     live_subscribers: Gauge,
+    ws_operations: Family<WsOperationLabels, Counter>,
+    ws_connections: Gauge,
+    ws_connections_opened: Counter,
+    ws_connections_closed: Family<CodeLabel, Counter>,
     pool_max: Gauge,
     pool_size: Gauge,
     pool_idle: Gauge,
@@ -152,6 +174,29 @@ impl Metrics {
             rejected.clone(),
         );
 
+        let ws_operations = Family::default();
+        r.register(
+            "parapet_ws_operations",
+            "GraphQL operations over WebSocket when they end, by operation type (query, mutation, \
+             subscription, unknown) and outcome (ok, error, rejected, cancelled)",
+            ws_operations.clone(),
+        );
+        let ws_connections = Gauge::default();
+        r.register("parapet_ws_connections", "WebSocket connections open now", ws_connections.clone());
+        let ws_connections_opened = Counter::default();
+        r.register(
+            "parapet_ws_connections_opened",
+            "WebSocket connections accepted",
+            ws_connections_opened.clone(),
+        );
+        let ws_connections_closed = Family::default();
+        r.register(
+            "parapet_ws_connections_closed",
+            "WebSocket connections ended, by the close code the server sent (1009: a message over the \
+             size limit; 1006: ended without one)",
+            ws_connections_closed.clone(),
+        );
+
         let alerts_ingested = Counter::default();
         r.register(
             "parapet_alerts_ingested",
@@ -184,6 +229,10 @@ impl Metrics {
             rejected,
             alerts_ingested,
             live_subscribers,
+            ws_operations,
+            ws_connections,
+            ws_connections_opened,
+            ws_connections_closed,
             pool_max,
             pool_size,
             pool_idle,
@@ -206,6 +255,19 @@ impl Metrics {
     /// `mutation_over_get`, `bad_request`).
     pub fn record_rejected(&self, reason: &'static str) {
         self.0.rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts one ended WebSocket operation; `operation` is its type (`query`, `mutation`,
+    /// `subscription`, or `unknown` when it was refused unparsed).
+    pub fn record_ws_operation(&self, operation: &'static str, outcome: Outcome) {
+        self.0.ws_operations.get_or_create(&WsOperationLabels { operation, outcome: outcome.as_str() }).inc();
+    }
+
+    /// Counts an accepted WebSocket connection; the guard counts its end when dropped.
+    pub fn ws_connection(&self) -> WsConnection {
+        self.0.ws_connections_opened.inc();
+        self.0.ws_connections.inc();
+        WsConnection { metrics: self.clone(), code: None }
     }
 
     /// Counts `n` alerts accepted by ingestion (created or updated).
@@ -254,6 +316,28 @@ impl Metrics {
         }
         known.insert(name.clone());
         name
+    }
+}
+
+/// One open WebSocket connection, counted as closed (with the close code the server sent, or 1006 when
+/// it sent none) when dropped.
+pub struct WsConnection {
+    metrics: Metrics,
+    code: Option<u16>,
+}
+
+impl WsConnection {
+    /// Notes the close code the server is sending.
+    pub fn closing(&mut self, code: u16) {
+        self.code = Some(code);
+    }
+}
+
+impl Drop for WsConnection {
+    fn drop(&mut self) {
+        let m = &self.metrics.0;
+        m.ws_connections.dec();
+        m.ws_connections_closed.get_or_create(&CodeLabel { code: self.code.unwrap_or(1006) }).inc();
     }
 }
 
@@ -308,6 +392,20 @@ mod tests {
         let text = m.render(Format::Prometheus)?;
         assert!(text.contains("operation=\"other\",outcome=\"ok\"} 5"), "{text}");
         assert!(text.contains("operation=\"Op0\",outcome=\"ok\"} 1"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_websocket_connection_is_counted_until_dropped() -> Result<(), std::fmt::Error> {
+        let m = Metrics::new();
+        let mut c = m.ws_connection();
+        assert!(m.render(Format::Prometheus)?.contains("parapet_ws_connections 1\n"));
+        c.closing(1009);
+        drop(c);
+        let text = m.render(Format::Prometheus)?;
+        assert!(text.contains("parapet_ws_connections 0\n"), "{text}");
+        assert!(text.contains("parapet_ws_connections_opened_total 1\n"), "{text}");
+        assert!(text.contains("parapet_ws_connections_closed_total{code=\"1009\"} 1\n"), "{text}");
         Ok(())
     }
 }
