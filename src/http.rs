@@ -11,7 +11,7 @@ use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::graphql::{AppSchema, AuthFailure};
-use crate::metrics::{self, Outcome};
+use crate::metrics::{Format, Outcome};
 use crate::state::AppState;
 use async_graphql::http::MultipartOptions;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
@@ -125,18 +125,19 @@ async fn graphql_post(
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return refuse(
+                &s,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("the request body is larger than the limit of {} bytes", s.max_body_bytes),
             )
         }
-        Err(e) => return refuse(e.status(), "bad_request", format!("cannot read the request body: {e}")),
+        Err(e) => return refuse(&s, e.status(), "bad_request", format!("cannot read the request body: {e}")),
     };
     // async-graphql reads `[]` as one request with an empty query; call it what it is.
     if body.trim_ascii_start().starts_with(b"[")
         && serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body).is_ok_and(|v| v.is_empty())
     {
-        return refuse(StatusCode::BAD_REQUEST, "bad_request", "the batch holds no operations".into());
+        return refuse(&s, StatusCode::BAD_REQUEST, "bad_request", "the batch holds no operations".into());
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let batch = match async_graphql::http::receive_batch_body(
@@ -148,7 +149,12 @@ async fn graphql_post(
     {
         Ok(b) => b,
         Err(e) => {
-            return refuse(StatusCode::BAD_REQUEST, "bad_request", format!("invalid GraphQL request: {e}"))
+            return refuse(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid GraphQL request: {e}"),
+            )
         }
     };
     execute(&s, &headers, batch, false).await
@@ -157,7 +163,7 @@ async fn graphql_post(
 async fn graphql_get(State(s): State<HttpState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     match request_from_query_string(query.as_deref().unwrap_or_default()) {
         Ok(req) => execute(&s, &headers, BatchRequest::Single(req), true).await,
-        Err(e) => refuse(StatusCode::BAD_REQUEST, "bad_request", format!("invalid GraphQL request: {e}")),
+        Err(e) => refuse(&s, StatusCode::BAD_REQUEST, "bad_request", format!("invalid GraphQL request: {e}")),
     }
 }
 
@@ -220,7 +226,7 @@ fn form_component(raw: &str) -> Result<String, String> {
 }
 
 /// Name and kind of the operation a request will run (parsing once; the schema reuses the parse).
-fn operation_of(req: &mut Request) -> (String, Option<OperationType>) {
+pub(crate) fn operation_of(req: &mut Request) -> (String, Option<OperationType>) {
     let wanted = req.operation_name.clone();
     let kind = match req.parsed_query() {
         Ok(doc) => match &doc.operations {
@@ -252,10 +258,11 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
         BatchRequest::Batch(v) => (v, true),
     };
     if requests.is_empty() {
-        return refuse(StatusCode::BAD_REQUEST, "bad_request", "the batch holds no operations".into());
+        return refuse(s, StatusCode::BAD_REQUEST, "bad_request", "the batch holds no operations".into());
     }
     if requests.len() > s.max_batch {
         return refuse(
+            s,
             StatusCode::BAD_REQUEST,
             "batch_too_large",
             format!("a batch may hold at most {} operations; this one holds {}", s.max_batch, requests.len()),
@@ -266,6 +273,7 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
         && ops.iter().any(|(_, k)| matches!(k, Some(OperationType::Mutation | OperationType::Subscription)))
     {
         let mut resp = refuse(
+            s,
             StatusCode::METHOD_NOT_ALLOWED,
             "mutation_over_get",
             "mutations are not allowed over GET; send them with POST".into(),
@@ -301,7 +309,7 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
         };
         let elapsed = started.elapsed();
         let outcome = if resp.errors.is_empty() { Outcome::Ok } else { Outcome::Error };
-        metrics::record_request(&name, outcome, elapsed);
+        s.app.metrics.record_request(&name, outcome, elapsed);
         let codes: Vec<String> = resp
             .errors
             .iter()
@@ -378,8 +386,8 @@ fn timed_out(limit: Duration) -> async_graphql::Response {
 }
 
 /// A refusal before execution, shaped like a GraphQL error response.
-fn refuse(status: StatusCode, reason: &'static str, message: String) -> Response {
-    metrics::record_rejected(reason);
+fn refuse(s: &HttpState, status: StatusCode, reason: &'static str, message: String) -> Response {
+    s.app.metrics.record_rejected(reason);
     tracing::info!(status = status.as_u16(), reason, message = %message, "graphql request refused");
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }] });
     (status, Json(body)).into_response()
@@ -388,11 +396,7 @@ fn refuse(status: StatusCode, reason: &'static str, message: String) -> Response
 /// GraphQL over WebSocket (`graphql-transport-ws` and the legacy `graphql-ws`), served by
 /// [`crate::ws`]. The `connection_init` payload must carry `{"Authorization": "Bearer <jwt>"}`.
 async fn graphql_ws(State(s): State<HttpState>, upgrade: WebSocketUpgrade) -> Response {
-    let (app, schema, opts) = (s.app.clone(), s.schema.clone(), s.ws.clone());
-    upgrade
-        .protocols(crate::ws::PROTOCOLS)
-        .on_upgrade(move |socket| crate::ws::serve(socket, app, schema, opts))
-        .into_response()
+    crate::ws::upgrade(upgrade, s.max_body_bytes, s.app.clone(), s.schema.clone(), s.ws.clone())
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -414,8 +418,16 @@ async fn readyz(State(s): State<HttpState>) -> Response {
     }
 }
 
-async fn metrics_text(State(s): State<HttpState>) -> Response {
-    let subscribers = s.app.hub.subscribers_total().await;
-    let text = metrics::render(Some(&s.app.pool), subscribers);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+async fn metrics_text(State(s): State<HttpState>, headers: HeaderMap) -> Response {
+    let metrics = &s.app.metrics;
+    metrics.set_live_subscribers(s.app.hub.subscribers_total().await);
+    metrics.set_pool(&s.app.pool);
+    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    match metrics.render(format) {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics could not be encoded");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }

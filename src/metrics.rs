@@ -1,16 +1,27 @@
-//! Process-wide counters and the Prometheus text `/metrics` serves: GraphQL requests by operation and
-//! outcome, their latency, refused HTTP requests, database pool usage, and alerts ingested.
+//! What `/metrics` serves: GraphQL requests by operation and outcome and their latency, refused HTTP
+//! requests, WebSocket connections and operations, database pool usage, alerts ingested, live subscribers.
 //!
-//! Counters are global (one process, one set) so any layer can bump them without threading state
-//! through: ingestion calls [`alerts_ingested`]. Operation names come from clients, so they are
-//! sanitised and capped at [`MAX_OPERATIONS`] distinct names (the rest count as `other`), keeping a
-//! hostile client from growing memory or the scrape without bound.
+//! Kept with `prometheus-client`, the Prometheus project's own Rust client. Its registry is a value, not
+//! a process global: each app holds one [`Metrics`] in [`crate::state::AppState`], so the many apps a
+//! test process builds never count into each other.
+//!
+//! **Adding a metric**: add a field to `Inner`, register it in [`Metrics::new`] (the one place that names
+//! metrics; a counter is registered without its `_total`, which the encoder appends), and give it a
+//! recording method here. Label values must come from a small fixed set chosen by the server (an
+//! outcome, an operation type, a close code), never from user data: tenant ids never appear. The one
+//! exception, HTTP operation names, is sanitised and capped at [`MAX_OPERATIONS`] distinct names (the
+//! rest count as `other`), so a hostile client cannot grow memory or the scrape without bound.
 
 use crate::db::Pool;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Most distinct operation names tracked; later ones are counted as `other`.
@@ -20,12 +31,17 @@ pub const MAX_OPERATIONS: usize = 200;
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// How a GraphQL operation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// No errors.
+    /// Ran to its end with no errors.
     Ok,
-    /// The response carried at least one error.
+    /// A response carried at least one error.
     Error,
+    /// Refused before execution (over a WebSocket: the operation cap, a payload that is no request).
+    Rejected,
+    /// Stopped by the client, or by the socket closing, before the server finished it (the usual end
+    /// of a subscription).
+    Cancelled,
 }
 
 impl Outcome {
@@ -34,70 +50,298 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+            Outcome::Cancelled => "cancelled",
         }
     }
 }
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The exposition format a scraper asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text 0.0.4, the default (curl, older scrapers).
+    Prometheus,
+    /// OpenMetrics 1.0 text, for a scraper whose `Accept` lists `application/openmetrics-text`.
+    OpenMetrics,
 }
 
-#[derive(Default)]
-struct Requests {
-    counts: BTreeMap<(String, Outcome), u64>,
-    latency: BTreeMap<String, Histogram>,
-}
-
-#[derive(Default)]
-struct Registry {
-    requests: Mutex<Requests>,
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
-    alerts_ingested: AtomicU64,
-}
-
-static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::default);
-
-/// Counts `n` alerts accepted by ingestion (created or updated).
-pub fn alerts_ingested(n: u64) {
-    REGISTRY.alerts_ingested.fetch_add(n, Ordering::Relaxed);
-}
-
-/// Total alerts counted by [`alerts_ingested`] so far.
-pub fn alerts_ingested_total() -> u64 {
-    REGISTRY.alerts_ingested.load(Ordering::Relaxed)
-}
-
-/// Records one executed GraphQL operation.
-pub fn record_request(operation: &str, outcome: Outcome, elapsed: Duration) {
-    let Ok(mut r) = REGISTRY.requests.lock() else { return };
-    let mut name = sanitize(operation);
-    if !r.latency.contains_key(&name) && r.latency.len() >= MAX_OPERATIONS {
-        name = "other".to_string();
+impl Format {
+    /// The format an `Accept` header asks for; Prometheus servers list OpenMetrics first when they
+    /// support it.
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
+        }
     }
-    *r.counts.entry((name.clone(), outcome)).or_default() += 1;
-    let h = r.latency.entry(name).or_default();
-    let secs = elapsed.as_secs_f64();
-    h.count += 1;
-    h.sum += secs;
-    for (i, bound) in BUCKETS.iter().enumerate() {
-        if secs <= *bound {
-            h.buckets[i] += 1;
+
+    /// The `Content-Type` of a scrape in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
 }
 
-/// Counts an HTTP request refused before execution (`reason`: `body_too_large`, `batch_too_large`,
-/// `mutation_over_get`, `bad_request`).
-pub fn record_rejected(reason: &'static str) {
-    if let Ok(mut r) = REGISTRY.rejected.lock() {
-        *r.entry(reason).or_default() += 1;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationOutcome {
+    operation: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WsOperationLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: u16,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+struct Inner {
+    registry: Registry,
+    requests: Family<OperationOutcome, Counter>,
+    request_duration: HistogramFamily<OperationLabel>,
+    /// Operation names already labelled, to hold them to [`MAX_OPERATIONS`].
+    operations: Mutex<HashSet<String>>,
+    rejected: Family<ReasonLabel, Counter>,
+    alerts_ingested: Counter,
+    live_subscribers: Gauge,
+    ws_operations: Family<WsOperationLabels, Counter>,
+    ws_connections: Gauge,
+    ws_connections_opened: Counter,
+    ws_connections_closed: Family<CodeLabel, Counter>,
+    pool_max: Gauge,
+    pool_size: Gauge,
+    pool_idle: Gauge,
+    pool_in_use: Gauge,
+    pool_waiting: Gauge,
+}
+
+/// This app's metrics; cheap to clone (every clone counts into the same registry).
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// A metric label value made safe: `[A-Za-z0-9_]`, at most 64 characters, `anonymous` when empty.
+impl Metrics {
+    /// A registry with every metric registered, all at zero.
+    pub fn new() -> Self {
+        let mut r = Registry::default();
+        r.register(
+            "parapet_build",
+            "Parapet version",
+            Info::new(vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
+        );
+
+        let requests = Family::default();
+        r.register(
+            "parapet_graphql_requests",
+            "GraphQL operations executed over HTTP, by operation name and outcome",
+            requests.clone(),
+        );
+        let request_duration: HistogramFamily<OperationLabel> =
+            Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        r.register_with_unit(
+            "parapet_graphql_request_duration",
+            "Time to execute a GraphQL operation over HTTP",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        let rejected = Family::default();
+        r.register(
+            "parapet_http_rejected",
+            "HTTP requests refused before execution, by reason",
+            rejected.clone(),
+        );
+
+        let ws_operations = Family::default();
+        r.register(
+            "parapet_ws_operations",
+            "GraphQL operations over WebSocket when they end, by operation type (query, mutation, \
+             subscription, unknown) and outcome (ok, error, rejected, cancelled)",
+            ws_operations.clone(),
+        );
+        let ws_connections = Gauge::default();
+        r.register("parapet_ws_connections", "WebSocket connections open now", ws_connections.clone());
+        let ws_connections_opened = Counter::default();
+        r.register(
+            "parapet_ws_connections_opened",
+            "WebSocket connections accepted",
+            ws_connections_opened.clone(),
+        );
+        let ws_connections_closed = Family::default();
+        r.register(
+            "parapet_ws_connections_closed",
+            "WebSocket connections ended, by the close code the server sent (1009: a message over the \
+             size limit; 1006: ended without one)",
+            ws_connections_closed.clone(),
+        );
+
+        let alerts_ingested = Counter::default();
+        r.register(
+            "parapet_alerts_ingested",
+            "Alerts accepted by ingestion (created or updated)",
+            alerts_ingested.clone(),
+        );
+        let live_subscribers = Gauge::default();
+        r.register(
+            "parapet_live_subscribers",
+            "GraphQL subscriptions this process is serving",
+            live_subscribers.clone(),
+        );
+
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let pool_max = gauge(&mut r, "parapet_db_pool_max_connections", "Most connections the pool may hold");
+        let pool_size = gauge(&mut r, "parapet_db_pool_connections", "Connections the pool holds now");
+        let pool_idle = gauge(&mut r, "parapet_db_pool_idle_connections", "Connections idle in the pool");
+        let pool_in_use = gauge(&mut r, "parapet_db_pool_in_use_connections", "Connections lent out");
+        let pool_waiting = gauge(&mut r, "parapet_db_pool_waiting", "Requests waiting for a connection");
+
+        Self(Arc::new(Inner {
+            registry: r,
+            requests,
+            request_duration,
+            operations: Mutex::default(),
+            rejected,
+            alerts_ingested,
+            live_subscribers,
+            ws_operations,
+            ws_connections,
+            ws_connections_opened,
+            ws_connections_closed,
+            pool_max,
+            pool_size,
+            pool_idle,
+            pool_in_use,
+            pool_waiting,
+        }))
+    }
+
+    /// Records one GraphQL operation executed over HTTP.
+    pub fn record_request(&self, operation: &str, outcome: Outcome, elapsed: Duration) {
+        let operation = self.operation_label(operation);
+        self.0
+            .requests
+            .get_or_create(&OperationOutcome { operation: operation.clone(), outcome: outcome.as_str() })
+            .inc();
+        self.0.request_duration.get_or_create(&OperationLabel { operation }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts an HTTP request refused before execution (`reason`: `body_too_large`, `batch_too_large`,
+    /// `mutation_over_get`, `bad_request`).
+    pub fn record_rejected(&self, reason: &'static str) {
+        self.0.rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts one ended WebSocket operation; `operation` is its type (`query`, `mutation`,
+    /// `subscription`, or `unknown` when it was refused unparsed).
+    pub fn record_ws_operation(&self, operation: &'static str, outcome: Outcome) {
+        self.0.ws_operations.get_or_create(&WsOperationLabels { operation, outcome: outcome.as_str() }).inc();
+    }
+
+    /// Counts an accepted WebSocket connection; the guard counts its end when dropped.
+    pub fn ws_connection(&self) -> WsConnection {
+        self.0.ws_connections_opened.inc();
+        self.0.ws_connections.inc();
+        WsConnection { metrics: self.clone(), code: None }
+    }
+
+    /// Counts `n` alerts accepted by ingestion (created or updated).
+    pub fn alerts_ingested(&self, n: u64) {
+        self.0.alerts_ingested.inc_by(n);
+    }
+
+    /// Sets the live-subscriber gauge (read from the event hub at scrape time).
+    pub fn set_live_subscribers(&self, n: usize) {
+        self.0.live_subscribers.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the pool gauges from the pool's usage now (read at scrape time).
+    pub fn set_pool(&self, pool: &Pool) {
+        let s = pool.status();
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.0.pool_max.set(n(s.max_size));
+        self.0.pool_size.set(n(s.size));
+        self.0.pool_idle.set(n(s.available));
+        self.0.pool_in_use.set(n(s.size.saturating_sub(s.available)));
+        self.0.pool_waiting.set(n(s.waiting));
+    }
+
+    /// Every metric, in `format`.
+    pub fn render(&self, format: Format) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        match format {
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.0.registry)?
+            }
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &self.0.registry)?,
+        }
+        Ok(out)
+    }
+
+    /// The label for a client's operation name: sanitised, and `other` once [`MAX_OPERATIONS`] names
+    /// are taken.
+    fn operation_label(&self, operation: &str) -> String {
+        let name = sanitize(operation);
+        let Ok(mut known) = self.0.operations.lock() else { return "other".into() };
+        if known.contains(&name) {
+            return name;
+        }
+        if known.len() >= MAX_OPERATIONS {
+            return "other".into();
+        }
+        known.insert(name.clone());
+        name
+    }
+}
+
+/// One open WebSocket connection, counted as closed (with the close code the server sent, or 1006 when
+/// it sent none) when dropped.
+pub struct WsConnection {
+    metrics: Metrics,
+    code: Option<u16>,
+}
+
+impl WsConnection {
+    /// Notes the close code the server is sending.
+    pub fn closing(&mut self, code: u16) {
+        self.code = Some(code);
+    }
+}
+
+impl Drop for WsConnection {
+    fn drop(&mut self) {
+        let m = &self.metrics.0;
+        m.ws_connections.dec();
+        m.ws_connections_closed.get_or_create(&CodeLabel { code: self.code.unwrap_or(1006) }).inc();
+    }
+}
+
+/// A metric label value made readable: `[A-Za-z0-9_]`, at most 64 characters, `anonymous` when empty.
 fn sanitize(name: &str) -> String {
     let s: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
     if s.is_empty() {
@@ -105,96 +349,6 @@ fn sanitize(name: &str) -> String {
     } else {
         s
     }
-}
-
-/// The Prometheus text exposition of every metric, with the pool's current usage and the number of live
-/// subscribers.
-pub fn render(pool: Option<&Pool>, subscribers: usize) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# HELP parapet_build_info Parapet version.");
-    let _ = writeln!(out, "# TYPE parapet_build_info gauge");
-    let _ = writeln!(out, "parapet_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
-
-    let _ = writeln!(
-        out,
-        "# HELP parapet_graphql_requests_total GraphQL operations executed, by operation name and outcome."
-    );
-    let _ = writeln!(out, "# TYPE parapet_graphql_requests_total counter");
-    let _ =
-        writeln!(out, "# HELP parapet_graphql_request_duration_seconds Time to execute a GraphQL operation.");
-    let _ = writeln!(out, "# TYPE parapet_graphql_request_duration_seconds histogram");
-    if let Ok(r) = REGISTRY.requests.lock() {
-        for ((op, outcome), n) in &r.counts {
-            let _ = writeln!(
-                out,
-                "parapet_graphql_requests_total{{operation=\"{op}\",outcome=\"{}\"}} {n}",
-                outcome.as_str()
-            );
-        }
-        for (op, h) in &r.latency {
-            for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
-                let _ = writeln!(
-                    out,
-                    "parapet_graphql_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "parapet_graphql_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ =
-                writeln!(out, "parapet_graphql_request_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
-            let _ = writeln!(
-                out,
-                "parapet_graphql_request_duration_seconds_count{{operation=\"{op}\"}} {}",
-                h.count
-            );
-        }
-    }
-
-    let _ = writeln!(
-        out,
-        "# HELP parapet_http_rejected_total HTTP requests refused before execution, by reason."
-    );
-    let _ = writeln!(out, "# TYPE parapet_http_rejected_total counter");
-    if let Ok(r) = REGISTRY.rejected.lock() {
-        for (reason, n) in r.iter() {
-            let _ = writeln!(out, "parapet_http_rejected_total{{reason=\"{reason}\"}} {n}");
-        }
-    }
-
-    let _ = writeln!(
-        out,
-        "# HELP parapet_alerts_ingested_total Alerts accepted by ingestion (created or updated)."
-    );
-    let _ = writeln!(out, "# TYPE parapet_alerts_ingested_total counter");
-    let _ = writeln!(out, "parapet_alerts_ingested_total {}", alerts_ingested_total());
-
-    let _ = writeln!(out, "# HELP parapet_live_subscribers GraphQL subscriptions this process is serving.");
-    let _ = writeln!(out, "# TYPE parapet_live_subscribers gauge");
-    let _ = writeln!(out, "parapet_live_subscribers {subscribers}");
-
-    if let Some(pool) = pool {
-        let s = pool.status();
-        let gauges = [
-            ("parapet_db_pool_max_connections", "Most connections the pool may hold.", s.max_size),
-            ("parapet_db_pool_connections", "Connections the pool holds now.", s.size),
-            ("parapet_db_pool_idle_connections", "Connections idle in the pool.", s.available),
-            (
-                "parapet_db_pool_in_use_connections",
-                "Connections lent out.",
-                s.size.saturating_sub(s.available),
-            ),
-            ("parapet_db_pool_waiting", "Requests waiting for a connection.", s.waiting),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            let _ = writeln!(out, "{name} {v}");
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -209,17 +363,49 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_request_shows_up_with_its_histogram() {
-        record_request("MetricsUnitTest", Outcome::Ok, Duration::from_millis(20));
-        let text = render(None, 0);
-        assert!(
-            text.contains("parapet_graphql_requests_total{operation=\"MetricsUnitTest\",outcome=\"ok\"} 1")
-        );
-        assert!(text.contains(
-            "parapet_graphql_request_duration_seconds_bucket{operation=\"MetricsUnitTest\",le=\"0.025\"} 1"
-        ));
-        assert!(text.contains(
-            "parapet_graphql_request_duration_seconds_bucket{operation=\"MetricsUnitTest\",le=\"0.01\"} 0"
-        ));
+    fn a_recorded_request_shows_up_with_its_histogram() -> Result<(), std::fmt::Error> {
+        let m = Metrics::new();
+        m.record_request("MetricsUnitTest", Outcome::Ok, Duration::from_millis(20));
+        let text = m.render(Format::Prometheus)?;
+        for needle in [
+            "# TYPE parapet_graphql_requests_total counter",
+            "parapet_graphql_requests_total{operation=\"MetricsUnitTest\",outcome=\"ok\"} 1",
+            "parapet_graphql_request_duration_seconds_bucket{operation=\"MetricsUnitTest\",le=\"0.025\"} 1",
+            "parapet_graphql_request_duration_seconds_bucket{operation=\"MetricsUnitTest\",le=\"0.01\"} 0",
+            "parapet_graphql_request_duration_seconds_count{operation=\"MetricsUnitTest\"} 1",
+            "parapet_build_info{version=\"",
+        ] {
+            assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
+        }
+        let open = m.render(Format::OpenMetrics)?;
+        assert!(open.contains("# TYPE parapet_graphql_requests counter"), "{open}");
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        Ok(())
+    }
+
+    #[test]
+    fn operation_names_are_capped() -> Result<(), std::fmt::Error> {
+        let m = Metrics::new();
+        for i in 0..MAX_OPERATIONS + 5 {
+            m.record_request(&format!("Op{i}"), Outcome::Ok, Duration::ZERO);
+        }
+        let text = m.render(Format::Prometheus)?;
+        assert!(text.contains("operation=\"other\",outcome=\"ok\"} 5"), "{text}");
+        assert!(text.contains("operation=\"Op0\",outcome=\"ok\"} 1"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_websocket_connection_is_counted_until_dropped() -> Result<(), std::fmt::Error> {
+        let m = Metrics::new();
+        let mut c = m.ws_connection();
+        assert!(m.render(Format::Prometheus)?.contains("parapet_ws_connections 1\n"));
+        c.closing(1009);
+        drop(c);
+        let text = m.render(Format::Prometheus)?;
+        assert!(text.contains("parapet_ws_connections 0\n"), "{text}");
+        assert!(text.contains("parapet_ws_connections_opened_total 1\n"), "{text}");
+        assert!(text.contains("parapet_ws_connections_closed_total{code=\"1009\"} 1\n"), "{text}");
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@ use crate::auth::{Caller, JwtVerifier};
 use crate::db::{self, Pool};
 use crate::error::{AppError, AppResult};
 use crate::events::hub::Hub;
+use crate::metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,8 @@ pub struct AppState {
     pub verifier: Arc<JwtVerifier>,
     /// Fans committed events out to this process's subscribers.
     pub hub: Hub,
+    /// What `/metrics` serves; this app's own registry.
+    pub metrics: Metrics,
     /// Tenants known to exist, so a request creates its tenant row at most once per process.
     known_tenants: Arc<Mutex<HashSet<String>>>,
 }
@@ -27,6 +30,7 @@ impl AppState {
             hub: Hub::new(pool.clone()),
             pool,
             verifier: Arc::new(verifier),
+            metrics: Metrics::new(),
             known_tenants: Arc::default(),
         }
     }

@@ -3,16 +3,25 @@
 //! (clients then never retry), sends no pings and has no operation cap; this loop closes with the codes
 //! the protocol defines (4401, 4403, 4408, 4409, 4429, 4400), pings, caps operations per socket, closes
 //! when the token expires, and bounds what a slow client can make the server buffer.
+//!
+//! A message or frame over the HTTP body limit (`PARAPET_MAX_BODY_BYTES`) is refused by its header,
+//! before its payload is buffered, and the socket closes with 1009 (Message Too Big): the WebSocket
+//! keeps the limits of HTTP (depth and complexity apply in the schema, to both). Each operation is
+//! counted in [`crate::metrics`] by type and outcome when it ends, and logged once like an HTTP one;
+//! connections are counted by the close code they end with.
 
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
+use crate::metrics::{Metrics, Outcome};
 use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use async_graphql::parser::types::OperationType;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -66,8 +75,32 @@ enum Out {
     Close(u16, String),
 }
 
+/// Accepts the upgrade with our subprotocols and a size limit of `max_message_bytes` for a message and
+/// for a frame, and serves the socket.
+pub fn upgrade(
+    upgrade: WebSocketUpgrade,
+    max_message_bytes: usize,
+    app: AppState,
+    schema: AppSchema,
+    opts: WsOptions,
+) -> Response {
+    upgrade
+        .protocols(PROTOCOLS)
+        .max_message_size(max_message_bytes)
+        .max_frame_size(max_message_bytes)
+        .on_upgrade(move |socket| serve(socket, app, schema, opts, max_message_bytes))
+        .into_response()
+}
+
 /// Serves one upgraded socket until it closes.
-pub async fn serve(socket: WebSocket, app: AppState, schema: AppSchema, opts: WsOptions) {
+async fn serve(
+    socket: WebSocket,
+    app: AppState,
+    schema: AppSchema,
+    opts: WsOptions,
+    max_message_bytes: usize,
+) {
+    let mut connection = app.metrics.ws_connection();
     let dialect = match socket.protocol().and_then(|p| p.to_str().ok()) {
         Some("graphql-ws") => Dialect::Legacy,
         _ => Dialect::Transport,
@@ -111,6 +144,10 @@ pub async fn serve(socket: WebSocket, app: AppState, schema: AppSchema, opts: Ws
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => break close(4400, "binary messages are not supported"),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    // tungstenite only reports the overflow; the client hears of it from us.
+                    Some(Err(e)) if is_too_big(&e) => {
+                        break close(1009, &format!("Message Too Big: at most {max_message_bytes} bytes"))
+                    }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break close(1000, "bye"),
                 };
                 let Ok(m) = serde_json::from_str::<Value>(text.as_str()) else {
@@ -147,21 +184,26 @@ pub async fn serve(socket: WebSocket, app: AppState, schema: AppSchema, opts: Ws
                             break close(4409, &format!("Subscriber for {id} already exists"));
                         }
                         if ops.len() >= opts.max_operations {
+                            refused(&app.metrics, &c, "operation cap");
                             let err = json!([{ "message": format!("at most {} operations may run on one socket", opts.max_operations),
                                                "extensions": { "code": "BAD_USER_INPUT" } }]);
                             let _ = out_tx.send(Out::Json(json!({ "type": "error", "id": id, "payload": err }))).await;
                             continue;
                         }
-                        let request = match serde_json::from_value::<async_graphql::Request>(m["payload"].clone()) {
-                            Ok(r) => r.data(c),
+                        let mut request = match serde_json::from_value::<async_graphql::Request>(m["payload"].clone()) {
+                            Ok(r) => r,
                             Err(_) => {
+                                refused(&app.metrics, &c, "payload is no GraphQL request");
                                 let err = json!([{ "message": "payload must be {query, variables, operationName}",
                                                    "extensions": { "code": "BAD_USER_INPUT" } }]);
                                 let _ = out_tx.send(Out::Json(json!({ "type": "error", "id": id, "payload": err }))).await;
                                 continue;
                             }
                         };
-                        let handle = tokio::spawn(run(schema.clone(), request, id.clone(), dialect, out_tx.clone(), done_tx.clone()));
+                        let (name, kind) = crate::http::operation_of(&mut request);
+                        let op = Operation::new(&app.metrics, name, kind, &c);
+                        let request = request.data(c);
+                        let handle = tokio::spawn(run(schema.clone(), request, id.clone(), dialect, out_tx.clone(), done_tx.clone(), op));
                         ops.insert(id, handle.abort_handle());
                     }
                     "complete" | "stop" => {
@@ -186,6 +228,13 @@ pub async fn serve(socket: WebSocket, app: AppState, schema: AppSchema, opts: Ws
     };
     for (_, h) in ops.drain() {
         h.abort();
+    }
+    if let Out::Close(code, reason) = &outcome {
+        connection.closing(*code);
+        if *code != 1000 {
+            let tenant = caller.as_ref().map_or("-", |c| c.tenant_id.as_str());
+            tracing::info!(code, reason = %reason, tenant, "websocket closed");
+        }
     }
     // The close frame goes after anything already queued; a client that reads nothing is cut off.
     let _ = tokio::time::timeout(Duration::from_secs(5), out_tx.send(outcome)).await;
@@ -218,9 +267,11 @@ async fn run(
     dialect: Dialect,
     out: mpsc::Sender<Out>,
     done: mpsc::UnboundedSender<String>,
+    mut op: Operation,
 ) {
     let mut responses = schema.execute_stream(request);
     while let Some(resp) = responses.next().await {
+        op.saw(&resp.errors);
         let is_err_only = resp.data == async_graphql::Value::Null && !resp.errors.is_empty();
         let payload = serde_json::to_value(&resp).unwrap_or(Value::Null);
         let msg = if is_err_only && dialect == Dialect::Transport {
@@ -233,10 +284,104 @@ async fn run(
             return;
         }
         if terminal {
+            op.finished = true;
             let _ = done.send(id);
             return;
         }
     }
+    op.finished = true;
     let _ = out.send(Out::Json(json!({ "type": "complete", "id": id }))).await;
     let _ = done.send(id);
+}
+
+/// Whether a read failed because a message or frame was over the size limit. axum hands tungstenite's
+/// error over boxed; tungstenite must stay the version axum uses for the downcast to match (a test
+/// checks the 1009).
+fn is_too_big(e: &axum::Error) -> bool {
+    std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>()).is_some_and(|e| {
+        matches!(e, tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong { .. }))
+    })
+}
+
+/// Counts and logs an operation refused before it ran (its type is unknown: it was not parsed).
+fn refused(metrics: &Metrics, caller: &Caller, reason: &str) {
+    metrics.record_ws_operation("unknown", Outcome::Rejected);
+    tracing::info!(
+        reason,
+        tenant = caller.tenant_id.as_str(),
+        sub = caller.sub.as_str(),
+        method = "WS",
+        "graphql operation refused"
+    );
+}
+
+/// One running operation; counted and logged when dropped, so an operation the client stops (the task
+/// is aborted) is counted too.
+struct Operation {
+    metrics: Metrics,
+    name: String,
+    kind: &'static str,
+    tenant: String,
+    sub: String,
+    started: Instant,
+    /// Distinct error codes seen (server-chosen, so few).
+    errors: BTreeSet<String>,
+    /// The server ran it to its end (else the client or the socket stopped it).
+    finished: bool,
+}
+
+impl Operation {
+    fn new(metrics: &Metrics, name: String, kind: Option<OperationType>, caller: &Caller) -> Self {
+        let kind = match kind {
+            Some(OperationType::Query) => "query",
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            None => "unknown",
+        };
+        Self {
+            metrics: metrics.clone(),
+            name,
+            kind,
+            tenant: caller.tenant_id.clone(),
+            sub: caller.sub.clone(),
+            started: Instant::now(),
+            errors: BTreeSet::new(),
+            finished: false,
+        }
+    }
+
+    fn saw(&mut self, errors: &[async_graphql::ServerError]) {
+        for e in errors {
+            let code = e
+                .extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .map(|v| v.to_string().trim_matches('"').to_string())
+                .unwrap_or_else(|| "GRAPHQL".into());
+            self.errors.insert(code);
+        }
+    }
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        let outcome = match (self.errors.is_empty(), self.finished) {
+            (false, _) => Outcome::Error,
+            (true, true) => Outcome::Ok,
+            (true, false) => Outcome::Cancelled,
+        };
+        self.metrics.record_ws_operation(self.kind, outcome);
+        let errors: Vec<&str> = self.errors.iter().map(String::as_str).collect();
+        tracing::info!(
+            operation = if self.name.is_empty() { "anonymous" } else { self.name.as_str() },
+            kind = self.kind,
+            outcome = outcome.as_str(),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            errors = %errors.join(","),
+            tenant = self.tenant.as_str(),
+            sub = self.sub.as_str(),
+            method = "WS",
+            "graphql"
+        );
+    }
 }

@@ -70,8 +70,15 @@ async fn probes_and_metrics_answer() {
     let t = app.token("contoso", "alice@contoso.com", &[Role::Reader]);
     app.ok(&t, "query HttpMetricsProbe { me { sub } }", json!({})).await;
     app.gql(None, "query HttpMetricsProbe { me { sub } }", json!({})).await;
-    let before = parapet::metrics::alerts_ingested_total();
-    parapet::metrics::alerts_ingested(2);
+    // Two alerts accepted, one rejected: the counter counts the accepted ones, of this app only.
+    let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let good = |id: &str| common::alerts::alert_with(id, "p", "LOW", json!([]));
+    let bad = common::alerts::alert_with("m3", "p", "LOW", json!([{ "url": { "url": "not a url" } }]));
+    let d = app.ok(&ing, common::alerts::INGEST, json!({ "alerts": [good("m1"), good("m2"), bad] })).await;
+    assert_eq!(
+        (d["ingestAlerts"]["accepted"].clone(), d["ingestAlerts"]["rejected"].clone()),
+        (json!(2), json!(1))
+    );
 
     // One live subscription in each of two tenants: the gauge counts the process's total.
     let mut live = vec![];
@@ -84,8 +91,9 @@ async fn probes_and_metrics_answer() {
     let (status, headers, text) = send(&app.router, get("/metrics", None)).await;
     drop(live);
     assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().expect("ascii").starts_with("text/plain"));
+    assert_eq!(headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     for needle in [
+        "# TYPE parapet_graphql_requests_total counter",
         "parapet_graphql_requests_total{operation=\"HttpMetricsProbe\",outcome=\"ok\"} 1",
         "parapet_graphql_requests_total{operation=\"HttpMetricsProbe\",outcome=\"error\"} 1",
         "parapet_graphql_request_duration_seconds_count{operation=\"HttpMetricsProbe\"} 2",
@@ -94,15 +102,30 @@ async fn probes_and_metrics_answer() {
         "parapet_db_pool_connections ",
         "parapet_db_pool_in_use_connections ",
         "parapet_live_subscribers 2",
+        "parapet_alerts_ingested_total 2\n",
+        "parapet_build_info{version=\"",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }
-    let ingested: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("parapet_alerts_ingested_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("alerts ingested counter");
-    assert!(ingested >= before + 2);
+    // Label values are ours, never the caller's: no tenant appears.
+    assert!(!text.contains("contoso") && !text.contains("fabrikam"), "{text}");
+
+    // A scraper that asks for OpenMetrics gets it, with its own content type.
+    let mut req = get("/metrics", None);
+    req.headers_mut().insert(
+        "accept",
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3"
+            .parse()
+            .expect("header"),
+    );
+    let (status, headers, text) = send(&app.router, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert!(
+        text.contains("# TYPE parapet_alerts_ingested counter\nparapet_alerts_ingested_total 2\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }
 
 #[tokio::test]

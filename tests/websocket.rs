@@ -1,6 +1,6 @@
 //! Subscriptions over real WebSockets with real JWTs: the graphql-transport-ws handshake and its close
 //! codes, live delivery, resume after a dropped connection, token expiry, pings, the operation cap, and
-//! the legacy graphql-ws protocol.
+//! the legacy graphql-ws protocol, the message size limit, and the WebSocket metrics.
 
 mod common;
 
@@ -21,10 +21,13 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 const SUB: &str = "subscription($after: String) { alertCorrelated(after: $after) { cursor kind alert { providerAlertId } incident { id } } }";
 
 async fn serve(app: &TestApp, ws: WsOptions) -> SocketAddr {
+    serve_with(app, HttpOptions { ws, ..Default::default() }).await
+}
+
+async fn serve_with(app: &TestApp, options: HttpOptions) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router =
-        router_with(app.state.clone(), app.schema.clone(), &HttpOptions { ws, ..Default::default() });
+    let router = router_with(app.state.clone(), app.schema.clone(), &options);
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr
 }
@@ -273,4 +276,154 @@ async fn a_slow_client_neither_blocks_others_nor_loses_events() {
         assert!(seq > last, "out of order at {n}");
         last = seq;
     }
+}
+
+/// A `subscribe` message running `query` whose text is exactly `size` bytes, padded with a GraphQL
+/// comment (which the server would parse and ignore, were it let in).
+fn subscribe_of_size(id: &str, query: &str, variables: Value, size: usize) -> String {
+    let msg = |pad: usize| {
+        let q = format!("# {}\n{query}", "x".repeat(pad));
+        json!({ "id": id, "type": "subscribe", "payload": { "query": q, "variables": variables } })
+            .to_string()
+    };
+    let bare = msg(0).len();
+    assert!(size >= bare, "{size} bytes cannot hold the operation ({bare})");
+    let m = msg(size - bare);
+    assert_eq!(m.len(), size);
+    m
+}
+
+/// `/metrics` of the served app, polled until it holds every one of `needles` (an aborted operation
+/// is counted when its task is dropped, a moment after the socket closes).
+async fn metrics_with(addr: SocketAddr, needles: &[&str]) -> String {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
+        if needles.iter().all(|n| text.contains(n)) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("metrics lack one of {needles:?}:\n{text}");
+}
+
+const QUEUE_TOTAL: &str = "{ incidents(first: 1) { totalCount } }";
+
+#[tokio::test]
+async fn a_message_over_the_body_limit_closes_with_1009_and_is_not_run() {
+    let app = TestApp::new().await;
+    // The default limit, 4 MiB, as HTTP has.
+    let addr = serve(&app, WsOptions::default()).await;
+    let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let alerts = json!({ "alerts": [alert_with("big", "p", "LOW", json!([]))] });
+
+    let mut ws = connect(addr, "graphql-transport-ws").await;
+    init(&mut ws, &ing).await;
+    let big = subscribe_of_size("1", INGEST, alerts.clone(), 8 << 20);
+    // The server may close before it has read it all, so the send itself may fail.
+    let _ = ws.send(Message::Text(big.into())).await;
+    assert_eq!(close_code(&mut ws).await, 1009);
+    assert_eq!(app.ok(&reader, QUEUE_TOTAL, json!({})).await["incidents"]["totalCount"], 0);
+    let text = metrics_with(addr, &["parapet_ws_connections_closed_total{code=\"1009\"} 1"]).await;
+    assert!(!text.contains("operation=\"mutation\""), "{text}");
+    assert!(text.contains("parapet_alerts_ingested_total 0"), "{text}");
+}
+
+#[tokio::test]
+async fn the_limit_is_the_configured_body_limit_to_the_byte() {
+    let app = TestApp::new().await;
+    let limit = 16 * 1024;
+    let addr = serve_with(&app, HttpOptions { max_body_bytes: limit, ..Default::default() }).await;
+    let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let alerts = |id: &str| json!({ "alerts": [alert_with(id, "p", "LOW", json!([]))] });
+
+    // Exactly the limit: run.
+    let mut ws = connect(addr, "graphql-transport-ws").await;
+    init(&mut ws, &ing).await;
+    ws.send(Message::Text(subscribe_of_size("1", INGEST, alerts("at"), limit).into())).await.expect("send");
+    let done = recv(&mut ws).await;
+    assert_eq!(done["type"], "next", "{done}");
+    assert_eq!(done["payload"]["data"]["ingestAlerts"]["accepted"], 1, "{done}");
+    assert_eq!(recv(&mut ws).await["type"], "complete");
+
+    // One byte more, on the same socket: refused, the socket closes with 1009, nothing runs.
+    ws.send(Message::Text(subscribe_of_size("2", INGEST, alerts("over"), limit + 1).into()))
+        .await
+        .expect("send");
+    assert_eq!(close_code(&mut ws).await, 1009);
+    assert_eq!(app.ok(&reader, QUEUE_TOTAL, json!({})).await["incidents"]["totalCount"], 1);
+}
+
+#[tokio::test]
+async fn websocket_operations_and_connections_show_in_metrics() {
+    let app = TestApp::new().await;
+    let addr = serve(&app, WsOptions { max_operations: 1, ..Default::default() }).await;
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+
+    let mut ws = connect(addr, "graphql-transport-ws").await;
+    init(&mut ws, &reader).await;
+    // A query: one result, then complete.
+    send(
+        &mut ws,
+        json!({ "id": "q", "type": "subscribe", "payload": { "query": "query Me { me { sub } }" } }),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "next");
+    assert_eq!(recv(&mut ws).await["type"], "complete");
+    // A subscription the client stops; a second one over the cap of 1 is refused meanwhile.
+    send(&mut ws, json!({ "id": "s", "type": "subscribe", "payload": { "query": SUB } })).await;
+    app.wait_subscribers("contoso", 1).await;
+    send(&mut ws, json!({ "id": "t", "type": "subscribe", "payload": { "query": SUB } })).await;
+    assert_eq!(recv(&mut ws).await["type"], "error");
+    let live =
+        metrics_with(addr, &["parapet_ws_connections 1\n", "parapet_ws_connections_opened_total 1\n"]).await;
+    assert!(
+        !live.contains("operation=\"subscription\""),
+        "a running subscription is counted when it ends: {live}"
+    );
+    send(&mut ws, json!({ "id": "s", "type": "complete" })).await;
+
+    // A subscription that errors (an ingestor may not subscribe).
+    let mut other = connect(addr, "graphql-transport-ws").await;
+    init(&mut other, &ing).await;
+    send(&mut other, json!({ "id": "x", "type": "subscribe", "payload": { "query": SUB } })).await;
+    assert_eq!(recv(&mut other).await["type"], "error");
+    send(&mut other, json!({ "type": "connection_terminate" })).await;
+    drop(other);
+    // A socket that never authenticates.
+    let mut refused = connect(addr, "graphql-transport-ws").await;
+    send(&mut refused, json!({ "type": "connection_init", "payload": {} })).await;
+    assert_eq!(close_code(&mut refused).await, 4403);
+
+    let text = metrics_with(
+        addr,
+        &[
+            "parapet_ws_operations_total{operation=\"query\",outcome=\"ok\"} 1\n",
+            "parapet_ws_operations_total{operation=\"subscription\",outcome=\"cancelled\"} 1\n",
+            "parapet_ws_operations_total{operation=\"subscription\",outcome=\"error\"} 1\n",
+            "parapet_ws_operations_total{operation=\"unknown\",outcome=\"rejected\"} 1\n",
+            "parapet_ws_connections_opened_total 3\n",
+            "parapet_ws_connections_closed_total{code=\"4403\"} 1\n",
+            "parapet_ws_connections_closed_total{code=\"1000\"} 1\n",
+            "parapet_ws_connections 1\n",
+        ],
+    )
+    .await;
+    assert!(!text.contains("contoso"), "no tenant in metrics: {text}");
+    // HTTP's per-name counter is HTTP's alone.
+    assert!(!text.contains("parapet_graphql_requests_total{operation=\"Me\""), "{text}");
+    drop(ws);
+    metrics_with(
+        addr,
+        &["parapet_ws_connections 0\n", "parapet_ws_connections_closed_total{code=\"1000\"} 2\n"],
+    )
+    .await;
 }

@@ -98,7 +98,6 @@ pub async fn ingest_alerts(
         };
     }
 
-    crate::metrics::alerts_ingested(placed.len() as u64);
     let mut placed = placed.into_iter();
     Ok(prepared
         .into_iter()

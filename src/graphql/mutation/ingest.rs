@@ -97,6 +97,7 @@ impl IngestMutation {
                 }
             });
         }
+        state(ctx).metrics.alerts_ingested(u64::from(result.accepted.unsigned_abs()));
         Ok(result)
     }
 }
