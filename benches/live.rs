@@ -20,16 +20,18 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::{SinkExt, StreamExt};
-use parapet::auth::{mint_hs256, Role, TokenSpec};
+use parapet::auth::Role;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+mod support;
+use support::*;
 
 const BATCH: usize = 100;
 const CAMPAIGN_SIZE: usize = 100;
@@ -38,12 +40,6 @@ const INGEST: &str =
     "mutation($alerts: [AlertInput!]!) { ingestAlerts(alerts: $alerts) { accepted rejected } }";
 const SUBSCRIPTION: &str =
     "subscription { alertCorrelated { cursor kind alert { id providerAlertId } incident { id } } }";
-
-type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn main() -> AnyResult<()> {
     // `cargo bench` passes `--bench`; there is nothing to filter.
@@ -67,45 +63,6 @@ fn raise_fd_limit() -> libc::rlim_t {
     lim.rlim_cur
 }
 
-/// The server child process, killed by its PID when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A database made for this run, dropped afterwards.
-struct Database {
-    server_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create() -> AnyResult<Database> {
-        let server_url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("parapet_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = AsyncPgConnection::establish(&server_url).await?;
-        conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-        let mut url = url::Url::parse(&server_url)?;
-        url.set_path(&format!("/{name}"));
-        Ok(Database { server_url, name, url: url.to_string() })
-    }
-
-    async fn drop_it(&self) {
-        if let Ok(mut c) = AsyncPgConnection::establish(&self.server_url).await {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
-        }
-    }
-}
-
 async fn run(fds: libc::rlim_t) -> AnyResult<()> {
     let db = Database::create().await?;
     let result = bench(&db, fds).await;
@@ -120,21 +77,7 @@ async fn run(fds: libc::rlim_t) -> AnyResult<()> {
 async fn bench(db: &Database, fds: libc::rlim_t) -> AnyResult<()> {
     let secret = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let server = start_server(&db.url, &secret).await?;
-    let token = |tenant: &str, role: Role| {
-        mint_hs256(
-            &TokenSpec {
-                tenant: tenant.into(),
-                sub: format!("bench@{tenant}.example"),
-                name: None,
-                roles: vec![role],
-                svc: None,
-                ttl_secs: 4 * 3600,
-            },
-            secret.as_bytes(),
-            "parapet",
-            "parapet",
-        )
-    };
+    let token = |tenant: &str, role: Role| support::token(&secret, tenant, role);
     let http = reqwest::Client::builder().pool_max_idle_per_host(16).build()?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
@@ -159,80 +102,12 @@ async fn bench(db: &Database, fds: libc::rlim_t) -> AnyResult<()> {
     Ok(())
 }
 
-async fn start_server(db_url: &str, secret: &str) -> AnyResult<Server> {
-    // A free loopback port (the tiny race with another process binding it meanwhile is acceptable here).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let child = Command::new(env!("CARGO_BIN_EXE_parapet"))
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("PARAPET_JWT_SECRET", secret)
-        .env("PARAPET_LISTEN", addr.to_string())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let server = Server { child, addr };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await {
-            if r.status().is_success() {
-                return Ok(server);
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("the server did not become ready within 60 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Alert policies of Defender for Office 365 that fire on delivered mail.
 const POLICIES: [&str; 3] = [
     "Email messages containing malicious URL removed after delivery",
     "Email messages containing malware removed after delivery",
     "Email reported by user as malware or phish",
 ];
-
-/// An MDO alert about one delivered message: e-mail, URL and mailbox evidence.
-fn alert(
-    id: &str,
-    policy: &str,
-    recipient: &str,
-    url: &str,
-    sender: &str,
-    ip: &str,
-    severity: &str,
-) -> Value {
-    json!({
-        "providerAlertId": id,
-        "serviceSource": "microsoftDefenderForOffice365",
-        "detectionSource": "microsoftDefenderForOffice365",
-        "alertPolicy": policy,
-        "title": policy,
-        "severity": severity,
-        "category": "InitialAccess",
-        "mitreTechniques": ["T1566.002"],
-        "evidence": [
-            { "verdict": "MALICIOUS", "email": {
-                "networkMessageId": format!("nmid-{id}"),
-                "recipient": recipient,
-                "envelopeSender": sender,
-                "headerFrom": sender,
-                "subject": "Your invoice is ready",
-                "receivedAt": chrono::Utc::now().to_rfc3339(),
-                "senderIp": ip,
-                "urls": [url],
-                "deliveryAction": "DELIVERED",
-                "latestDeliveryLocation": "INBOX",
-                "threatTypes": ["PHISH"]
-            }},
-            { "verdict": "MALICIOUS", "url": { "url": url } },
-            { "mailbox": { "primaryAddress": recipient } }
-        ]
-    })
-}
 
 /// `n` alerts (`salt` keeps data sets apart): 40 % in campaigns of 100 (one URL, sender domain and
 /// sending IP each, 100 recipients) that correlate into one incident each; the rest unrelated (own URL,
@@ -320,12 +195,6 @@ fn postgres_cpu_since(before: &HashMap<u32, f64>) -> f64 {
             _ => now,
         })
         .sum()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -41,10 +41,14 @@ query IncidentDetail($id: ID!) {
         status
         serviceSource
         correlation { kind matchedKeys { kind value } skippedKeys { kind value reason } at }
-        evidence { __typename verdict }
+        evidence(first: 20) { __typename entityKey verdict }
       }
     }
-    evidence { __typename verdict }
+    evidence(first: 50) {
+      totalCount
+      nodes { __typename entityKey verdict alertCount }
+      pageInfo { hasNextPage endCursor }
+    }
   }
 }
 `;

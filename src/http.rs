@@ -287,7 +287,7 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
     let auth = authenticate(&s.app, headers).await;
     if let Some(Err(e @ (AppError::Unavailable(_) | AppError::Transient(_)))) = &auth {
         // Nothing ran yet, so the client may simply send the request again.
-        return unavailable_before_execution(e);
+        return unavailable_before_execution(s, e);
     }
     let mut responses = Vec::with_capacity(requests.len());
     for (index, (mut req, (name, _))) in requests.into_iter().zip(ops).enumerate() {
@@ -356,9 +356,8 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Result<Call
 
 /// The answer to a request refused because the database could not be reached in time (HTTP 503):
 /// nothing was executed, so it is safe to send again after the `Retry-After` delay.
-fn unavailable_before_execution(e: &AppError) -> Response {
-    let reason = "unavailable";
-    metrics::record_rejected(reason);
+fn unavailable_before_execution(s: &HttpState, e: &AppError) -> Response {
+    s.app.metrics.record_rejected("unavailable");
     tracing::warn!(error = ?e, "graphql request refused: database unavailable");
     let body =
         json!({ "errors": [{ "message": e.public_message(), "extensions": { "code": "UNAVAILABLE" } }] });
