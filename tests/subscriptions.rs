@@ -13,15 +13,6 @@ use std::time::Duration;
 const CORRELATED: &str = "subscription($after: String, $f: AlertCorrelatedFilter) { alertCorrelated(after: $after, filter: $f) { \
     cursor kind alert { id providerAlertId severity } incident { id alertCount } matchedKeys { kind value } } }";
 
-async fn next(s: &mut (impl futures::Stream<Item = Value> + Unpin)) -> Value {
-    let v = tokio::time::timeout(Duration::from_secs(10), s.next())
-        .await
-        .expect("an event within 10 s")
-        .expect("open stream");
-    assert!(v.get("errors").is_none() || v["errors"].is_null(), "{v:#}");
-    v["data"].clone()
-}
-
 async fn nothing(s: &mut (impl futures::Stream<Item = Value> + Unpin)) {
     if let Ok(Some(v)) = tokio::time::timeout(Duration::from_millis(1500), s.next()).await {
         panic!("unexpected event: {v:#}");
@@ -41,8 +32,8 @@ async fn live_events_then_resume_without_gap_or_duplicate() {
     app.wait_subscribers("contoso", 1).await;
     app.ok(&ing, INGEST, json!({ "alerts": [url("s1", "https://a.example/")] })).await;
     app.ok(&ing, INGEST, json!({ "alerts": [url("s2", "https://a.example/")] })).await;
-    let e1 = next(&mut sub).await["alertCorrelated"].clone();
-    let e2 = next(&mut sub).await["alertCorrelated"].clone();
+    let e1 = next_data(&mut sub).await["alertCorrelated"].clone();
+    let e2 = next_data(&mut sub).await["alertCorrelated"].clone();
     assert_eq!(e1["kind"], "NEW_INCIDENT");
     assert_eq!(e1["alert"]["providerAlertId"], "s1");
     assert_eq!(e2["kind"], "JOINED");
@@ -54,13 +45,13 @@ async fn live_events_then_resume_without_gap_or_duplicate() {
     // Missed while disconnected: s3. Resume after e1: e2 again, then s3 (replayed), then s4 (live).
     app.ok(&ing, INGEST, json!({ "alerts": [url("s3", "https://b.example/")] })).await;
     let mut again = app.subscribe(&reader, CORRELATED, json!({ "after": e1["cursor"] })).await;
-    let r2 = next(&mut again).await["alertCorrelated"].clone();
-    let r3 = next(&mut again).await["alertCorrelated"].clone();
+    let r2 = next_data(&mut again).await["alertCorrelated"].clone();
+    let r3 = next_data(&mut again).await["alertCorrelated"].clone();
     assert_eq!(r2["alert"]["providerAlertId"], "s2");
     assert_eq!(r2["cursor"], e2["cursor"]);
     assert_eq!(r3["alert"]["providerAlertId"], "s3");
     app.ok(&ing, INGEST, json!({ "alerts": [url("s4", "https://c.example/")] })).await;
-    let r4 = next(&mut again).await["alertCorrelated"].clone();
+    let r4 = next_data(&mut again).await["alertCorrelated"].clone();
     assert_eq!(r4["alert"]["providerAlertId"], "s4");
     nothing(&mut again).await;
 }
@@ -75,7 +66,7 @@ async fn tenants_and_roles_filter_events() {
     app.wait_subscribers("fabrikam", 1).await;
     app.ok(&ing_a, INGEST, json!({ "alerts": [url("t1", "https://a.example/")] })).await;
     app.ok(&ing_b, INGEST, json!({ "alerts": [url("t2", "https://a.example/")] })).await;
-    let e = next(&mut sub_b).await["alertCorrelated"].clone();
+    let e = next_data(&mut sub_b).await["alertCorrelated"].clone();
     assert_eq!(e["alert"]["providerAlertId"], "t2", "the other tenant's event never arrives");
     nothing(&mut sub_b).await;
 
@@ -118,11 +109,11 @@ async fn filters_and_incident_and_alert_changes() {
     ] }),
         )
         .await;
-    let e = next(&mut high).await["alertCorrelated"].clone();
+    let e = next_data(&mut high).await["alertCorrelated"].clone();
     assert_eq!(e["alert"]["providerAlertId"], "f2");
-    let c1 = next(&mut inc).await["incidentChanged"].clone();
+    let c1 = next_data(&mut inc).await["incidentChanged"].clone();
     assert!(c1["changedFields"].as_array().expect("fields").contains(&json!("alerts")));
-    next(&mut inc).await;
+    next_data(&mut inc).await;
     let id = r["ingestAlerts"]["items"][0]["alert"]["incident"]["id"].clone();
     app.ok(
         &analyst,
@@ -130,11 +121,11 @@ async fn filters_and_incident_and_alert_changes() {
         json!({ "id": id }),
     )
     .await;
-    let c = next(&mut inc).await["incidentChanged"].clone();
+    let c = next_data(&mut inc).await["incidentChanged"].clone();
     assert_eq!(c["incident"]["status"], "RESOLVED");
     assert_eq!(c["actor"], "alice@contoso.com");
     assert!(c["changedFields"].as_array().expect("fields").contains(&json!("status")));
-    let a = next(&mut alerts).await["alertChanged"].clone();
+    let a = next_data(&mut alerts).await["alertChanged"].clone();
     assert_eq!(a["alert"]["status"], "RESOLVED");
 }
 
@@ -168,7 +159,7 @@ async fn concurrent_writers_never_make_a_reader_skip_an_event() {
     let mut seen = std::collections::HashSet::new();
     let mut cursors = vec![];
     for _ in 0..total {
-        let e = next(&mut sub).await["alertCorrelated"].clone();
+        let e = next_data(&mut sub).await["alertCorrelated"].clone();
         assert!(
             seen.insert(e["alert"]["providerAlertId"].as_str().unwrap_or_default().to_string()),
             "duplicate {e}"
@@ -179,7 +170,7 @@ async fn concurrent_writers_never_make_a_reader_skip_an_event() {
     assert_eq!(seen.len(), total);
     let mut resumed = app.subscribe(&reader, CORRELATED, json!({ "after": cursors[0] })).await;
     for c in &cursors[1..] {
-        let e = next(&mut resumed).await["alertCorrelated"].clone();
+        let e = next_data(&mut resumed).await["alertCorrelated"].clone();
         assert_eq!(e["cursor"].as_str().unwrap_or_default(), c, "replay follows the live order");
     }
 }

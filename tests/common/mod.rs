@@ -342,3 +342,14 @@ pub fn token_with(tenant: &str, sub: &str, roles: &[Role], svc: Option<&str>, tt
 pub fn ts(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).expect("an RFC 3339 date-time")
 }
+
+/// The next item of a subscription stream within 10 s, which must carry no error; returns its `data`.
+pub async fn next_data(s: &mut (impl futures::Stream<Item = Value> + Unpin)) -> Value {
+    use futures::StreamExt;
+    let v = tokio::time::timeout(std::time::Duration::from_secs(10), s.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("open stream");
+    assert!(v.get("errors").is_none() || v["errors"].is_null(), "{v:#}");
+    v["data"].clone()
+}
