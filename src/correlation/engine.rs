@@ -3,7 +3,8 @@
 //! before the batch's key locks; deciding and recording where each alert goes runs under the locks, so
 //! two alerts that share a key never decide at the same time.
 
-use super::keys::{is_ignored, Key};
+use super::keys::is_ignored;
+use crate::domain::keys::Key;
 use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident, Tenant};
 use crate::db::queries::{activity, alerts as alert_q, correlation as q};
 use crate::domain::enums::*;

@@ -3,8 +3,8 @@
 //! (No SQL here: async-graphql's `#[Subscription]` macro and diesel-async's `RunQueryDsl` clash.)
 
 use crate::auth::Role;
-use crate::correlation::keys::Key;
 use crate::domain::enums::{CorrelationKind, Severity};
+use crate::domain::keys::Key;
 use crate::error::AppError;
 use crate::events::hub::HubEvent;
 use crate::events::{cursor, stream, EventKind};

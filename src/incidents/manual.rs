@@ -23,12 +23,12 @@
 
 use crate::auth::Caller;
 use crate::correlation::engine::{incident_changes, merge_into, mergeable};
-use crate::correlation::keys::Key;
 use crate::db::models::{Activity, Alert, Comment, Incident};
 use crate::db::queries::{activity, comments, correlation as cq, incidents as iq, manual as q};
 use crate::db::retry::{backoff, ATTEMPTS};
 use crate::db::Conn;
 use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
+use crate::domain::keys::Key;
 use crate::domain::text;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, NewEvent};

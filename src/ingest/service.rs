@@ -6,7 +6,7 @@ use super::input::AlertInput;
 use super::validate::{prepare, PreparedAlert};
 use crate::auth::{Caller, Role};
 use crate::correlation::engine::{place_all, preread, stage, Batch, Placement, Staged};
-use crate::correlation::keys::lock_id;
+use crate::domain::locks::lock_id;
 use crate::db::queries::{correlation as q, tenants};
 use crate::db::retry::{backoff, ATTEMPTS};
 use crate::db::Pool;

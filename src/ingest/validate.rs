@@ -2,7 +2,7 @@
 //! evidence and correlation keys, or is rejected with a reason that names the bad field.
 
 use super::input::*;
-use crate::correlation::keys::Key;
+use crate::domain::keys::Key;
 use crate::domain::enums::{EvidenceKind, KeyKind, RemediationStatus, Verdict};
 use crate::domain::text::{excerpt, optional, required};
 use crate::domain::time;
