@@ -4,15 +4,15 @@
 //! two alerts that share a key never decide at the same time.
 
 use super::keys::is_ignored;
-use crate::domain::keys::Key;
 use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident, Tenant};
 use crate::db::queries::{activity, alerts as alert_q, correlation as q};
+use crate::domain::alert::PreparedAlert;
 use crate::domain::enums::*;
+use crate::domain::fingerprint::fingerprint;
+use crate::domain::keys::Key;
 use crate::error::{AppError, AppResult};
 use crate::events::NewEvent;
 use crate::incidents::{self, CORRELATION_ACTOR};
-use crate::ingest::fingerprint::fingerprint;
-use crate::ingest::validate::PreparedAlert;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

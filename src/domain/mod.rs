@@ -2,8 +2,10 @@
 //! types), the ids several layers compute alike (lock ids), and the checks every layer applies to client
 //! input. It imports nothing of the crate but `error`.
 
+pub mod alert;
 pub mod enums;
 pub mod events;
+pub mod fingerprint;
 pub mod keys;
 pub mod locks;
 pub mod settings;

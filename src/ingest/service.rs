@@ -3,13 +3,14 @@
 //! acknowledged.
 
 use super::input::AlertInput;
-use super::validate::{prepare, PreparedAlert};
+use super::validate::prepare;
 use crate::auth::{Caller, Role};
 use crate::correlation::engine::{place_all, preread, stage, Batch, Placement, Staged};
-use crate::domain::locks::lock_id;
 use crate::db::queries::{correlation as q, tenants};
 use crate::db::retry::{backoff, ATTEMPTS};
 use crate::db::Pool;
+use crate::domain::alert::PreparedAlert;
+use crate::domain::locks::lock_id;
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
 
