@@ -57,7 +57,7 @@ impl EmbeddedPg {
     /// Starts (or adopts) the cluster under `<data_dir>/pg`, creating it on first use. Blocking: call it
     /// from `spawn_blocking` in async code.
     pub fn start(data_dir: &Path, options: &Options) -> anyhow::Result<EmbeddedPg> {
-        crate::config::create_data_dir(data_dir)?;
+        crate::domain::data_dir::create_data_dir(data_dir)?;
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("cannot resolve the data dir {}", data_dir.display()))?;

@@ -7,6 +7,8 @@ pub mod subscription;
 pub mod types;
 
 use crate::auth::{Caller, Role};
+// The limits are a setting, read by `config`; callers of `build_schema` keep naming them here.
+pub use crate::config::Limits;
 use crate::error::AppError;
 use crate::state::AppState;
 use async_graphql::{Context, MergedObject, Schema};
@@ -27,23 +29,6 @@ pub struct Mutation(
 
 /// The executable schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
-
-/// Schema limits (configurable at start-up).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Deepest selection allowed.
-    pub depth: usize,
-    /// Highest complexity allowed.
-    pub complexity: usize,
-    /// Introspection on (off in production).
-    pub introspection: bool,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { depth: 16, complexity: 50_000, introspection: true }
-    }
-}
 
 /// Builds the schema with the state in its context data.
 pub fn build_schema(state: AppState, limits: &Limits) -> AppSchema {
