@@ -16,5 +16,6 @@ pub mod incidents;
 pub mod ingest;
 pub mod metrics;
 pub mod state;
+pub mod tenants;
 pub mod triage;
 pub mod ws;
