@@ -6,13 +6,14 @@
 use super::keys::is_ignored;
 use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident, Tenant};
 use crate::db::queries::{activity, alerts as alert_q, correlation as q};
+use crate::domain::activity::{kind, CORRELATION_ACTOR};
 use crate::domain::alert::PreparedAlert;
 use crate::domain::enums::*;
 use crate::domain::fingerprint::fingerprint;
 use crate::domain::keys::Key;
 use crate::error::{AppError, AppResult};
 use crate::events::NewEvent;
-use crate::incidents::{self, CORRELATION_ACTOR};
+use crate::incidents;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -709,7 +710,7 @@ async fn place_round(
                     tid,
                     Some(final_incident),
                     Some(d.alert_id),
-                    "ALERT_CORRELATED",
+                    kind::ALERT_CORRELATED,
                     message,
                     now,
                 ));
@@ -837,7 +838,7 @@ pub async fn merge_into(
         &tid,
         Some(target.id),
         None,
-        "MERGED",
+        kind::MERGED,
         format!(
             "Incident {} merged into this incident ({moved} alerts; shared keys: {})",
             source.id,
@@ -850,7 +851,7 @@ pub async fn merge_into(
         &tid,
         Some(source.id),
         None,
-        "REDIRECTED",
+        kind::REDIRECTED,
         format!("Merged into incident {} ({moved} alerts moved)", target.id),
         now,
     ));

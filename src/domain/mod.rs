@@ -1,7 +1,8 @@
 //! The neutral low home every layer may import: the model's types (enums, correlation keys, event
-//! types, the validated alert), the ids several layers compute alike (lock ids), the data dir, and the
+//! types, the validated alert, activity kinds), the ids several layers compute alike (lock ids), the data dir, and the
 //! checks every layer applies to client input. It imports nothing of the crate but `error`.
 
+pub mod activity;
 pub mod alert;
 pub mod data_dir;
 pub mod enums;

@@ -27,12 +27,13 @@ use crate::db::models::{Activity, Alert, Comment, Incident};
 use crate::db::queries::{activity, comments, correlation as cq, incidents as iq, manual as q};
 use crate::db::retry::{backoff, ATTEMPTS};
 use crate::db::Conn;
+use crate::domain::activity::{comment_excerpt, kind, SYSTEM_ACTOR};
 use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
 use crate::domain::keys::Key;
 use crate::domain::text;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, NewEvent};
-use crate::triage::{kind::ROLLUP, MAX_COMMENT_LEN, MAX_NAME_LEN, SYSTEM_ACTOR};
+use crate::triage::{MAX_COMMENT_LEN, MAX_NAME_LEN};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel_async::AsyncConnection;
 use serde_json::{json, Value};
@@ -43,25 +44,6 @@ use uuid::Uuid;
 pub const MAX_MERGE: usize = 5;
 /// Most alerts one `createIncident` or `linkAlertsToIncident` moves.
 pub const MAX_ALERTS: usize = 500;
-/// Longest excerpt of the comment an activity message quotes (the whole comment is in `after`).
-const EXCERPT_LEN: usize = 140;
-
-/// Kinds of activity-log rows these operations write.
-pub mod kind {
-    /// An incident was created by hand from alerts.
-    pub const INCIDENT_CREATED: &str = "INCIDENT_CREATED";
-    /// Alerts were linked to this incident by hand.
-    pub const ALERTS_LINKED: &str = "ALERTS_LINKED";
-    /// Alerts of this incident were moved to another one by hand.
-    pub const ALERTS_MOVED: &str = "ALERTS_MOVED";
-    /// An alert arrived in this incident (the same kind correlation writes).
-    pub const ALERT_CORRELATED: &str = "ALERT_CORRELATED";
-    /// An incident was merged into this one (the same kind an automatic merge writes).
-    pub const MERGED: &str = "MERGED";
-    /// This incident now redirects to another one (the same kind an automatic merge writes).
-    pub const REDIRECTED: &str = "REDIRECTED";
-}
-
 /// Creates an incident holding the alerts `alert_ids` (moved from wherever they are). `display_name`,
 /// when given, is kept as a custom name; else the name is generated from the alerts. Returns the new
 /// incident.
@@ -446,11 +428,7 @@ impl<'a> Op<'a> {
 
     /// "Comment: <the first words>".
     fn quote(&self) -> String {
-        let mut excerpt: String = self.comment.chars().take(EXCERPT_LEN).collect();
-        if self.comment.chars().count() > EXCERPT_LEN {
-            excerpt.push('…');
-        }
-        format!("Comment: {excerpt}")
+        comment_excerpt(self.comment)
     }
 
     /// Stores the operation's comment on the incident that receives the alerts; returns its id.
@@ -516,7 +494,7 @@ fn status_rollup(
         field: Some("status".into()),
         before: Some(json!(from)),
         after: Some(json!(to)),
-        ..row(tid, now, Some(incident_id), None, SYSTEM_ACTOR, ROLLUP, message, None)
+        ..row(tid, now, Some(incident_id), None, SYSTEM_ACTOR, kind::ROLLUP, message, None)
     }
 }
 

@@ -118,6 +118,3 @@ fn severity_from_rank(rank: i32) -> Severity {
         _ => Severity::Unknown,
     }
 }
-
-/// The actor name the system uses in the activity log and `lastModifiedBy`.
-pub const CORRELATION_ACTOR: &str = "Parapet correlation";

@@ -9,13 +9,11 @@ use crate::db::models::Comment;
 use crate::db::queries;
 use crate::db::queries::triage as q;
 use crate::db::Conn;
+use crate::domain::activity::comment_excerpt;
 use crate::error::AppResult;
 use diesel_async::AsyncConnection;
 use serde_json::json;
 use uuid::Uuid;
-
-/// Longest excerpt of a comment the activity message quotes.
-const EXCERPT_LEN: usize = 140;
 
 /// Adds a comment to an incident (not to a merged one: it would go unseen there).
 pub async fn add_incident_comment(
@@ -36,7 +34,7 @@ pub async fn add_incident_comment(
         let comment = queries::comments::insert(c, &comment).await?;
         q::touch_incident(c, tenant, id, changes.now).await?;
         changes.push(
-            Entry::incident(id, &caller.sub, kind::COMMENT, message(&comment))
+            Entry::incident(id, &caller.sub, kind::COMMENT, comment_excerpt(&comment.body))
                 .after(json!({ "commentId": comment.id })),
         );
         changes.commit(c).await?;
@@ -57,7 +55,7 @@ pub async fn add_alert_comment(conn: &mut Conn, caller: &Caller, id: Uuid, body:
         let comment = new_comment(caller, None, Some(id), body, &changes);
         let comment = queries::comments::insert(c, &comment).await?;
         changes.push(
-            Entry::alert(id, incident_id, &caller.sub, kind::COMMENT, message(&comment))
+            Entry::alert(id, incident_id, &caller.sub, kind::COMMENT, comment_excerpt(&comment.body))
                 .after(json!({ "commentId": comment.id })),
         );
         changes.commit(c).await?;
@@ -83,13 +81,4 @@ fn new_comment(
         body,
         created_at: changes.now,
     }
-}
-
-/// "Comment: <the first words>".
-fn message(c: &Comment) -> String {
-    let mut excerpt: String = c.body.chars().take(EXCERPT_LEN).collect();
-    if c.body.chars().count() > EXCERPT_LEN {
-        excerpt.push('…');
-    }
-    format!("Comment: {excerpt}")
 }
