@@ -30,10 +30,9 @@ use crate::db::Conn;
 use crate::domain::activity::{comment_excerpt, kind, SYSTEM_ACTOR};
 use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
 use crate::domain::keys::Key;
-use crate::domain::text;
+use crate::domain::text::{self, MAX_NAME_LEN};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, NewEvent};
-use crate::triage::{MAX_COMMENT_LEN, MAX_NAME_LEN};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel_async::AsyncConnection;
 use serde_json::{json, Value};
@@ -54,10 +53,8 @@ pub async fn create_incident(
     display_name: Option<&str>,
     comment: &str,
 ) -> AppResult<Incident> {
-    let comment = checked_comment(comment)?;
-    let name = display_name
-        .map(|n| text::required("displayName", n, MAX_NAME_LEN).map_err(AppError::BadInput))
-        .transpose()?;
+    let comment = text::comment(comment)?;
+    let name = display_name.map(|n| text::field("displayName", n, MAX_NAME_LEN)).transpose()?;
     let ids = alert_list(alert_ids)?;
     let mut attempt = 0;
     loop {
@@ -83,7 +80,7 @@ pub async fn link_alerts(
     alert_ids: &[Uuid],
     comment: &str,
 ) -> AppResult<Incident> {
-    let comment = checked_comment(comment)?;
+    let comment = text::comment(comment)?;
     let ids = alert_list(alert_ids)?;
     let mut attempt = 0;
     loop {
@@ -107,7 +104,7 @@ pub async fn merge_incidents(
     incident_ids: &[Uuid],
     comment: &str,
 ) -> AppResult<Incident> {
-    let comment = checked_comment(comment)?;
+    let comment = text::comment(comment)?;
     let ids = distinct(incident_ids);
     if ids.len() < 2 {
         return Err(AppError::bad(format!(
@@ -580,24 +577,15 @@ fn alert_list(ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
     Ok(ids)
 }
 
-/// The comment every operation takes: trimmed, storable, 1 to `MAX_COMMENT_LEN` characters.
-fn checked_comment(body: &str) -> AppResult<String> {
-    text::required("comment", body, MAX_COMMENT_LEN).map_err(AppError::BadInput)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn lists_and_texts() {
+    fn id_lists() {
         let a = Uuid::now_v7();
         let b = Uuid::now_v7();
         assert_eq!(distinct(&[a, b, a]), vec![a, b]);
         assert!(alert_list(&[]).is_err());
-        assert!(checked_comment("   ").is_err());
-        assert!(checked_comment(&"x".repeat(MAX_COMMENT_LEN + 1)).is_err());
-        assert_eq!(checked_comment(" why ").ok().as_deref(), Some("why"));
-        assert!(checked_comment("why\0").is_err());
     }
 }

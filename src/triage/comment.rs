@@ -3,13 +3,14 @@
 
 use super::changes::{Changes, Entry};
 use super::incident::ensure_not_redirected;
-use super::{input, kind};
+use super::kind;
 use crate::auth::Caller;
 use crate::db::models::Comment;
 use crate::db::queries;
 use crate::db::queries::triage as q;
 use crate::db::Conn;
 use crate::domain::activity::comment_excerpt;
+use crate::domain::text;
 use crate::error::AppResult;
 use diesel_async::AsyncConnection;
 use serde_json::json;
@@ -22,7 +23,7 @@ pub async fn add_incident_comment(
     id: Uuid,
     body: &str,
 ) -> AppResult<Comment> {
-    let body = input::comment(body)?;
+    let body = text::comment(body)?;
     let tenant = caller.tenant_id.as_str();
     conn.transaction(async |c| {
         // The row lock keeps a merge from redirecting the incident under the new comment.
@@ -46,7 +47,7 @@ pub async fn add_incident_comment(
 /// Adds a comment to an alert. The comment belongs to the alert (it follows it if a merge moves it); its
 /// activity row also names the alert's current incident, so the incident's log shows it.
 pub async fn add_alert_comment(conn: &mut Conn, caller: &Caller, id: Uuid, body: &str) -> AppResult<Comment> {
-    let body = input::comment(body)?;
+    let body = text::comment(body)?;
     let tenant = caller.tenant_id.as_str();
     conn.transaction(async |c| {
         let incident_id =

@@ -32,7 +32,3 @@ pub const MAX_BULK: usize = 100;
 pub const MAX_TAGS: usize = 50;
 /// Longest tag, in characters.
 pub const MAX_TAG_LEN: usize = 100;
-/// Longest comment or resolving comment, in characters (the portal's limit).
-pub const MAX_COMMENT_LEN: usize = 30_000;
-/// Longest display name or owner, in characters.
-pub const MAX_NAME_LEN: usize = 256;
