@@ -14,6 +14,7 @@ use crate::domain::keys::Key;
 use crate::error::{AppError, AppResult};
 use crate::events::NewEvent;
 use crate::incidents;
+use crate::incidents::merge::{absorb, incident_changes, merge_into, mergeable};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -793,112 +794,6 @@ fn best<'a>(open: &[&'a Incident], candidates: &BTreeMap<Uuid, Vec<Key>>) -> Opt
         .min_by_key(|i| (std::cmp::Reverse(candidates.get(&i.id).map_or(0, Vec::len)), i.created_at, i.id))
 }
 
-/// Merge rules: owner, classification and determination equal or empty on either side.
-pub fn mergeable(a: &Incident, b: &Incident) -> bool {
-    let owner = match (&a.assigned_to, &b.assigned_to) {
-        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
-        _ => true,
-    };
-    let class = a.classification == b.classification
-        || a.classification == Classification::Unknown
-        || b.classification == Classification::Unknown;
-    let det = a.determination == b.determination
-        || a.determination == Determination::Unknown
-        || b.determination == Determination::Unknown;
-    owner && class && det
-}
-
-/// Moves `source`'s alerts and tags into `target` and redirects `source`, in `actor`'s name. `target`
-/// takes the non-empty owner, classification and determination.
-#[allow(clippy::too_many_arguments)] // the two outputs (log, events) are appended to by every writer
-pub async fn merge_into(
-    conn: &mut crate::db::Conn,
-    target: &mut Incident,
-    source: &Incident,
-    shared: &[Key],
-    actor: &str,
-    now: DateTime<Utc>,
-    log: &mut Vec<Activity>,
-    events: &mut Vec<NewEvent>,
-) -> AppResult<()> {
-    let tid = target.tenant_id.clone();
-    let matched = serde_json::to_value(shared)?;
-    let moved_ids =
-        q::move_all_alerts(conn, &tid, source.id, target.id, CorrelationKind::Merged, &matched, now).await?;
-    q::redirect_incident(conn, &tid, source.id, target.id, actor, now).await?;
-    for a in &moved_ids {
-        events.push(NewEvent::alert_correlated(target.id, *a, actor, CorrelationKind::Merged, shared));
-    }
-    events.push(NewEvent::incident_changed(source.id, actor, &["status", "redirectIncidentId", "alerts"]));
-    let moved = moved_ids.len();
-    absorb(target, source);
-    let keys: Vec<String> = shared.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
-    log.push(entry_by(
-        actor,
-        &tid,
-        Some(target.id),
-        None,
-        kind::MERGED,
-        format!(
-            "Incident {} merged into this incident ({moved} alerts; shared keys: {})",
-            source.id,
-            keys.join(", ")
-        ),
-        now,
-    ));
-    log.push(entry_by(
-        actor,
-        &tid,
-        Some(source.id),
-        None,
-        kind::REDIRECTED,
-        format!("Merged into incident {} ({moved} alerts moved)", target.id),
-        now,
-    ));
-    Ok(())
-}
-
-/// What a merge target takes from a source: the owner, classification and determination it lacks, and
-/// the source's tags.
-pub fn absorb(target: &mut Incident, source: &Incident) {
-    if target.assigned_to.is_none() {
-        target.assigned_to = source.assigned_to.clone();
-    }
-    if target.classification == Classification::Unknown {
-        target.classification = source.classification;
-    }
-    if target.determination == Determination::Unknown {
-        target.determination = source.determination;
-    }
-    for t in &source.custom_tags {
-        if !target.custom_tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-            target.custom_tags.push(t.clone());
-        }
-    }
-}
-
-/// Names of the incident fields that differ, as GraphQL spells them.
-pub(crate) fn incident_changes(a: &Incident, b: &Incident) -> Vec<&'static str> {
-    let mut out = vec![];
-    let pairs: [(&'static str, bool); 9] = [
-        ("displayName", a.display_name != b.display_name),
-        ("severity", a.severity != b.severity),
-        ("status", a.status != b.status),
-        ("assignedTo", a.assigned_to != b.assigned_to),
-        ("classification", a.classification != b.classification),
-        ("determination", a.determination != b.determination),
-        ("customTags", a.custom_tags != b.custom_tags),
-        ("priorityScore", a.priority_score != b.priority_score),
-        ("alertCount", a.alert_count != b.alert_count),
-    ];
-    for (name, differs) in pairs {
-        if differs {
-            out.push(name);
-        }
-    }
-    out
-}
-
 /// Names of the alert fields a re-send changed.
 fn alert_changes(a: &Alert, b: &Alert) -> Vec<&'static str> {
     let pairs: [(&'static str, bool); 8] = [
@@ -1022,30 +917,5 @@ pub fn entry(
     message: String,
     now: DateTime<Utc>,
 ) -> Activity {
-    entry_by(CORRELATION_ACTOR, tid, incident_id, alert_id, kind, message, now)
-}
-
-/// An activity-log entry in `actor`'s name.
-pub fn entry_by(
-    actor: &str,
-    tid: &str,
-    incident_id: Option<Uuid>,
-    alert_id: Option<Uuid>,
-    kind: &str,
-    message: String,
-    now: DateTime<Utc>,
-) -> Activity {
-    Activity {
-        tenant_id: tid.to_string(),
-        id: Uuid::now_v7(),
-        incident_id,
-        alert_id,
-        actor: actor.to_string(),
-        kind: kind.to_string(),
-        field: None,
-        before: None,
-        after: None,
-        message,
-        created_at: now,
-    }
+    incidents::log_entry(CORRELATION_ACTOR, tid, incident_id, alert_id, kind, message, now)
 }

@@ -14,15 +14,16 @@
 //!   resolved starts `RESOLVED`;
 //! - merges: 2 to 5 open incidents whose owner, classification and determination are equal or empty; the
 //!   target (most alerts, then oldest) is chosen by the system and the others are merged into it with
-//!   `correlation::engine::merge_into`.
+//!   `super::merge::merge_into`.
 //!
 //! Each operation is one transaction: it locks every incident involved `FOR UPDATE` in one statement in id
 //! order (the order ingestion and triage use), re-checks states after locking, and writes the outbox
 //! events last. A collision (deadlock, or an alert moved by a concurrent merge between reading and
 //! locking) rolls back and retries.
 
+use super::log_entry;
+use super::merge::{incident_changes, merge_into, mergeable};
 use crate::auth::Caller;
-use crate::correlation::engine::{incident_changes, merge_into, mergeable};
 use crate::db::models::{Activity, Alert, Comment, Incident};
 use crate::db::queries::{activity, comments, correlation as cq, incidents as iq, manual as q};
 use crate::db::retry::{backoff, ATTEMPTS};
@@ -451,6 +452,7 @@ impl<'a> Op<'a> {
     }
 }
 
+/// A row of this operation's log: [`log_entry`] with what the operation adds (`after`).
 #[allow(clippy::too_many_arguments)]
 fn row(
     tid: &str,
@@ -462,19 +464,7 @@ fn row(
     message: String,
     after: Option<Value>,
 ) -> Activity {
-    Activity {
-        tenant_id: tid.to_string(),
-        id: Uuid::now_v7(),
-        incident_id,
-        alert_id,
-        actor: actor.to_string(),
-        kind: kind.to_string(),
-        field: None,
-        before: None,
-        after,
-        message,
-        created_at: now,
-    }
+    Activity { after, ..log_entry(actor, tid, incident_id, alert_id, kind, message, now) }
 }
 
 /// The system's activity row for a status the alerts decided.
