@@ -5,7 +5,7 @@
 
 use super::keys::is_ignored;
 use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident, Tenant};
-use crate::db::queries::{activity, alerts as alert_q, correlation as q};
+use crate::db::queries::{activity, alerts as alert_q, correlation as q, incidents as incident_q};
 use crate::domain::activity::{kind, CORRELATION_ACTOR};
 use crate::domain::alert::PreparedAlert;
 use crate::domain::enums::*;
@@ -83,7 +83,7 @@ impl Batch {
         let ids: Vec<Uuid> = self.touched.keys().copied().collect();
         // As they are now (a merge target took fields from the others), beside how the batch first saw
         // them, which decides whether the version moves.
-        let live: Vec<(Incident, Incident)> = q::lock_incidents(conn, tenant_id, &ids)
+        let live: Vec<(Incident, Incident)> = incident_q::lock_incidents(conn, tenant_id, &ids)
             .await?
             .into_iter()
             .filter(|i| i.status != IncidentStatus::Redirected)
@@ -343,7 +343,8 @@ async fn settle(
         missing.dedup();
         // These locks come after others, out of id order: a deadlock that makes is detected by
         // PostgreSQL and the batch retried.
-        incidents.extend(q::lock_incidents(conn, tid, &missing).await?.into_iter().map(|i| (i.id, i)));
+        incidents
+            .extend(incident_q::lock_incidents(conn, tid, &missing).await?.into_iter().map(|i| (i.id, i)));
     }
     Err(AppError::Transient("correlation carriers kept moving while their incidents were locked".into()))
 }
@@ -442,7 +443,7 @@ async fn place_round(
     lock_ids.sort();
     lock_ids.dedup();
     let mut incidents: BTreeMap<Uuid, Incident> =
-        q::lock_incidents(conn, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
+        incident_q::lock_incidents(conn, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
     settle(conn, tid, &mut stored, &mut incidents, pending, cap).await?;
     if !existing.is_empty() {
         // A person may have moved a re-sent alert (manual operations take no key locks) between reading

@@ -170,7 +170,7 @@ async fn link_tx(
 
 async fn merge_tx(c: &mut Conn, caller: &Caller, ids: &[Uuid], comment: &str) -> AppResult<Incident> {
     let tid = caller.tenant_id.as_str();
-    let locked = cq::lock_incidents(c, tid, ids).await?;
+    let locked = iq::lock_incidents(c, tid, ids).await?;
     if let Some(missing) = ids.iter().find(|id| !locked.iter().any(|i| i.id == **id)) {
         return Err(incident_not_found(*missing));
     }
@@ -262,7 +262,7 @@ async fn lock_alerts_and_incidents(
     lock_ids.extend(extra);
     let lock_ids: Vec<Uuid> = lock_ids.into_iter().collect();
     let locked: BTreeMap<Uuid, Incident> =
-        cq::lock_incidents(c, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
+        iq::lock_incidents(c, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
     if let Some(t) = extra {
         if !locked.contains_key(&t) {
             return Err(incident_not_found(t));

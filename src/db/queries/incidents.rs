@@ -20,6 +20,23 @@ pub async fn find(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Opt
     incidents::table.find((tenant_id, id)).select(Incident::as_select()).first(conn).await.optional()
 }
 
+/// Locks the tenant's incidents among `ids` (`FOR UPDATE`, in id order, the order every writer of
+/// several incidents locks them in, so that two writers never wait on each other crosswise) and returns
+/// them as they are now. Missing ids are simply absent.
+pub async fn lock_incidents(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<Incident>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    incidents::table
+        .filter(incidents::tenant_id.eq(tenant_id))
+        .filter(incidents::id.eq_any(ids))
+        .order(incidents::id.asc())
+        .for_update()
+        .select(Incident::as_select())
+        .load(conn)
+        .await
+}
+
 /// What an incident's alerts add up to: the input of its generated name, severity and priority.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct IncidentStats {
