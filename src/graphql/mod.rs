@@ -11,8 +11,9 @@ use crate::auth::{Caller, Role};
 pub use crate::config::Limits;
 use crate::error::AppError;
 use crate::state::AppState;
-use async_graphql::{Context, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, Schema, ID};
 use subscription::Subscription;
+use uuid::Uuid;
 
 /// The query root.
 #[derive(MergedObject, Default)]
@@ -64,6 +65,13 @@ pub fn require<'a>(ctx: &'a Context<'_>, role: Role) -> Result<&'a Caller, AppEr
     let c = caller(ctx)?;
     c.require(role)?;
     Ok(c)
+}
+
+/// Parses a client-supplied id; a malformed one is `BAD_USER_INPUT`.
+pub fn parse_id(id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str()).map_err(|_| {
+        AppError::bad(format!("{} is not a valid id (a UUID)", crate::domain::text::excerpt(id.as_str())))
+    })
 }
 
 /// The shared state.

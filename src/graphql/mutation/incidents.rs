@@ -4,9 +4,8 @@
 
 use crate::auth::Role;
 use crate::error::{AppError, GqlResult};
-use crate::graphql::query::queue::parse_id;
 use crate::graphql::types::incident::Incident;
-use crate::graphql::{require, state};
+use crate::graphql::{parse_id, require, state};
 use crate::incidents::manual;
 use async_graphql::{Context, InputObject, Object, ID};
 use uuid::Uuid;
