@@ -19,15 +19,15 @@
 //! Each operation is one transaction: it locks every incident involved `FOR UPDATE` in one statement in id
 //! order (the order ingestion and triage use), re-checks states after locking, and writes the outbox
 //! events last. A collision (deadlock, or an alert moved by a concurrent merge between reading and
-//! locking) rolls back and retries.
+//! locking) rolls back and retries on a fresh connection (`db::retry::retry_transient`).
 
 use super::log_entry;
 use super::merge::{incident_changes, merge_into, mergeable};
 use crate::auth::Caller;
 use crate::db::models::{Activity, Alert, Comment, Incident};
 use crate::db::queries::{activity, comments, correlation as cq, incidents as iq, manual as q};
-use crate::db::retry::{backoff, ATTEMPTS};
-use crate::db::Conn;
+use crate::db::retry::retry_transient;
+use crate::db::{Conn, Pool};
 use crate::domain::activity::{comment_excerpt, kind, SYSTEM_ACTOR};
 use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
 use crate::domain::keys::Key;
@@ -48,7 +48,7 @@ pub const MAX_ALERTS: usize = 500;
 /// when given, is kept as a custom name; else the name is generated from the alerts. Returns the new
 /// incident.
 pub async fn create_incident(
-    conn: &mut Conn,
+    pool: &Pool,
     caller: &Caller,
     alert_ids: &[Uuid],
     display_name: Option<&str>,
@@ -57,25 +57,16 @@ pub async fn create_incident(
     let comment = text::comment(comment)?;
     let name = display_name.map(|n| text::field("displayName", n, MAX_NAME_LEN)).transpose()?;
     let ids = alert_list(alert_ids)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result =
-            conn.transaction(async |c| create_tx(c, caller, &ids, name.as_deref(), &comment).await).await;
-        match result {
-            Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
-                tracing::warn!(attempt, %detail, "createIncident collided; retrying");
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
+    retry_transient(pool, "createIncident", async |conn| {
+        conn.transaction(async |c| create_tx(c, caller, &ids, name.as_deref(), &comment).await).await
+    })
+    .await
 }
 
 /// Moves the alerts `alert_ids` into the open incident `incident_id` and returns it. Alerts already in
 /// it are left alone; when all are, nothing changes.
 pub async fn link_alerts(
-    conn: &mut Conn,
+    pool: &Pool,
     caller: &Caller,
     incident_id: Uuid,
     alert_ids: &[Uuid],
@@ -83,24 +74,16 @@ pub async fn link_alerts(
 ) -> AppResult<Incident> {
     let comment = text::comment(comment)?;
     let ids = alert_list(alert_ids)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = conn.transaction(async |c| link_tx(c, caller, incident_id, &ids, &comment).await).await;
-        match result {
-            Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
-                tracing::warn!(attempt, %detail, "linkAlertsToIncident collided; retrying");
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
+    retry_transient(pool, "linkAlertsToIncident", async |conn| {
+        conn.transaction(async |c| link_tx(c, caller, incident_id, &ids, &comment).await).await
+    })
+    .await
 }
 
 /// Merges 2 to `MAX_MERGE` open, mergeable incidents into the one the system picks (most alerts, then
 /// oldest) and returns it; the others become `REDIRECTED` to it.
 pub async fn merge_incidents(
-    conn: &mut Conn,
+    pool: &Pool,
     caller: &Caller,
     incident_ids: &[Uuid],
     comment: &str,
@@ -119,18 +102,10 @@ pub async fn merge_incidents(
             ids.len()
         )));
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = conn.transaction(async |c| merge_tx(c, caller, &ids, &comment).await).await;
-        match result {
-            Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
-                tracing::warn!(attempt, %detail, "mergeIncidents collided; retrying");
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
+    retry_transient(pool, "mergeIncidents", async |conn| {
+        conn.transaction(async |c| merge_tx(c, caller, &ids, &comment).await).await
+    })
+    .await
 }
 
 async fn create_tx(
