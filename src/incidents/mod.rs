@@ -63,7 +63,7 @@ pub async fn recompute_many(
 fn derive(mut incident: Incident, stats: &q::IncidentStats, now: chrono::DateTime<Utc>) -> Incident {
     incident.alert_count = stats.alerts;
     if !incident.severity_custom {
-        incident.severity = severity_from_rank(stats.severity_rank);
+        incident.severity = Severity::from_rank(stats.severity_rank);
     }
     if !incident.display_name_custom {
         incident.display_name = naming::display_name(stats);
@@ -109,16 +109,6 @@ pub fn versioned_change(a: &Incident, b: &Incident) -> bool {
 /// Whether an incident in this status takes new alerts and may be merged.
 pub fn is_open(status: IncidentStatus) -> bool {
     matches!(status, IncidentStatus::Active | IncidentStatus::InProgress)
-}
-
-fn severity_from_rank(rank: i32) -> Severity {
-    match rank {
-        4 => Severity::High,
-        3 => Severity::Medium,
-        2 => Severity::Low,
-        1 => Severity::Informational,
-        _ => Severity::Unknown,
-    }
 }
 
 /// An activity-log row in `actor`'s name that changes no field (correlation's and manual operations'

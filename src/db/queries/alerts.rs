@@ -228,7 +228,7 @@ impl AlertSort {
         match self {
             AlertSort::CreatedAt => row.created_at.timestamp_micros(),
             AlertSort::LastActivityAt => row.activity_at.timestamp_micros(),
-            AlertSort::Severity => crate::db::queries::queue::severity_rank(row.severity),
+            AlertSort::Severity => i64::from(row.severity.rank()),
         }
     }
 }

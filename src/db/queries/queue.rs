@@ -1,6 +1,7 @@
 //! Shared pieces of the read side (the queues and the nested lists under incidents and alerts): sort
 //! direction, keyset positions, and the page of children per parent that loaders ask for.
 
+use crate::domain::enums::Severity;
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::expression::{is_aggregate, BoxableExpression};
@@ -159,25 +160,16 @@ pub fn contains_pattern(s: &str) -> String {
     format!("%{}%", like_escape(s))
 }
 
-/// The SQL rank of a severity column, so that ordering follows UNKNOWN < INFORMATIONAL < LOW < MEDIUM < HIGH
-/// rather than the alphabet. `column` is a qualified column name chosen by the caller (never user input).
+/// The SQL rank of a severity column (as [`Severity::rank`] ranks it), so that ordering follows UNKNOWN <
+/// INFORMATIONAL < LOW < MEDIUM < HIGH rather than the alphabet. `column` is a qualified column name
+/// chosen by the caller (never user input).
 pub fn severity_rank_sql(column: &str) -> String {
-    format!(
-        "(CASE {column} WHEN 'INFORMATIONAL' THEN 1 WHEN 'LOW' THEN 2 WHEN 'MEDIUM' THEN 3 \
-         WHEN 'HIGH' THEN 4 ELSE 0 END)"
-    )
-}
-
-/// Rank of a severity, as `severity_rank_sql` computes it in SQL.
-pub fn severity_rank(s: crate::domain::enums::Severity) -> i64 {
-    use crate::domain::enums::Severity as S;
-    match s {
-        S::Unknown => 0,
-        S::Informational => 1,
-        S::Low => 2,
-        S::Medium => 3,
-        S::High => 4,
-    }
+    let whens: String = Severity::ALL
+        .iter()
+        .filter(|s| s.rank() > 0)
+        .map(|s| format!(" WHEN '{}' THEN {}", s.as_str(), s.rank()))
+        .collect();
+    format!("(CASE {column}{whens} ELSE 0 END)")
 }
 
 #[cfg(test)]
@@ -190,9 +182,11 @@ mod tests {
     }
 
     #[test]
-    fn severity_ranks_follow_the_enum_order() {
-        use crate::domain::enums::Severity;
-        let ranks: Vec<i64> = Severity::ALL.iter().map(|s| severity_rank(*s)).collect();
-        assert_eq!(ranks, vec![0, 1, 2, 3, 4]);
+    fn severity_rank_sql_ranks_as_the_enum_does() {
+        assert_eq!(
+            severity_rank_sql("a.severity"),
+            "(CASE a.severity WHEN 'INFORMATIONAL' THEN 1 WHEN 'LOW' THEN 2 WHEN 'MEDIUM' THEN 3 \
+             WHEN 'HIGH' THEN 4 ELSE 0 END)"
+        );
     }
 }
