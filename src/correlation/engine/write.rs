@@ -3,7 +3,7 @@
 
 use super::decide::{Decided, Decision};
 use super::{Batch, Placement, Skipped, Staged};
-use crate::db::models::{Activity, Alert, AlertKey, Evidence, Incident};
+use crate::db::models::{Alert, AlertKey, Evidence, Incident};
 use crate::db::queries::{alerts as alert_q, correlation as q};
 use crate::db::Conn;
 use crate::domain::activity::{kind, CORRELATION_ACTOR};
@@ -123,7 +123,8 @@ pub(super) async fn write(
                         d.matched.iter().map(|k| format!("{} {}", k.kind, k.value)).collect();
                     message.push_str(&format!(" (shared keys: {})", ks.join(", ")));
                 }
-                batch.log.push(entry(
+                batch.log.push(incidents::log_entry(
+                    CORRELATION_ACTOR,
                     tid,
                     Some(final_incident),
                     Some(d.alert_id),
@@ -265,16 +266,4 @@ pub(super) fn evidence_rows(
         })
         .collect();
     (ev, keys)
-}
-
-/// An activity-log entry written by the correlation engine.
-fn entry(
-    tid: &str,
-    incident_id: Option<Uuid>,
-    alert_id: Option<Uuid>,
-    kind: &str,
-    message: String,
-    now: DateTime<Utc>,
-) -> Activity {
-    incidents::log_entry(CORRELATION_ACTOR, tid, incident_id, alert_id, kind, message, now)
 }
