@@ -31,7 +31,7 @@
 
 use crate::auth::JwtVerifier;
 use crate::db::PoolSettings;
-use crate::graphql::Limits;
+use crate::domain::data_dir::create_data_dir;
 use anyhow::{bail, Context as _};
 use std::fmt;
 use std::io::Write;
@@ -56,6 +56,24 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Limits of the GraphQL schema (`PARAPET_MAX_DEPTH`, `PARAPET_MAX_COMPLEXITY`; introspection off in
+/// production).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Deepest selection allowed.
+    pub depth: usize,
+    /// Highest complexity allowed.
+    pub complexity: usize,
+    /// Introspection on (off in production).
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { depth: 16, complexity: 50_000, introspection: true }
+    }
 }
 
 /// Every setting of the server and its commands. Read from the environment; flags override.
@@ -375,19 +393,6 @@ fn read_secret(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-}
-
-/// Creates the data dir. It stays enterable by others (0755) because, when run as root, the embedded
-/// PostgreSQL runs as the `postgres` user and must reach `<data dir>/pg`; secrets inside are 0600.
-pub fn create_data_dir(data_dir: &Path) -> anyhow::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o755);
-    }
-    b.create(data_dir).with_context(|| format!("cannot create the data dir {}", data_dir.display()))
 }
 
 /// Parses a duration such as `30m`, `8h`, `2d`, `3600s` or `3600` (seconds) into seconds.

@@ -1,7 +1,9 @@
 //! Parapet: an incident and alert management server for e-mail security operations, over GraphQL.
 //!
-//! Layers (ARCHITECTURE.md): `graphql` (thin resolvers) → domain services (`ingest`, `correlation`,
-//! `incidents`, `triage`) → `db` (tables and queries). `http` serves it; `config` reads the settings.
+//! Layers (ARCHITECTURE.md, README "Layers"): `graphql` (thin resolvers) → domain services (`ingest`,
+//! `correlation`, `triage`, `incidents`, `tenants`) → `events` (the outbox) → `db` (tables and queries)
+//! → `domain` (shared types and rules). `http` serves it; `config` reads the settings. `tests/layers.rs`
+//! fails on an import that goes up.
 
 pub mod auth;
 pub mod config;
@@ -17,5 +19,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod playground;
 pub mod state;
+pub mod tenants;
 pub mod triage;
 pub mod ws;

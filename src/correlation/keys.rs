@@ -1,39 +1,7 @@
-//! Correlation keys: what an alert's evidence says about it that another alert may share, normalised so
-//! equal things compare equal, and the tenant's ignore list.
+//! The tenant's ignore list: which correlation keys ([`Key`]) never correlate.
 
 use crate::domain::enums::KeyKind;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-/// One key of an alert.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Key {
-    /// Kind.
-    pub kind: KeyKind,
-    /// Normalised value.
-    pub value: String,
-}
-
-impl Key {
-    /// A key; `value` must already be normalised.
-    pub fn new(kind: KeyKind, value: impl Into<String>) -> Self {
-        Self { kind, value: value.into() }
-    }
-}
-
-/// Advisory-lock id of a key within a tenant: batches that share a key serialise on it.
-pub fn lock_id(tenant_id: &str, kind: &str, value: &str) -> i64 {
-    let mut h = Sha256::new();
-    h.update(tenant_id.as_bytes());
-    h.update([0x1f]);
-    h.update(kind.as_bytes());
-    h.update([0x1f]);
-    h.update(value.as_bytes());
-    let d = h.finalize();
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&d[..8]);
-    i64::from_be_bytes(b)
-}
+use crate::domain::keys::Key;
 
 /// Whether the tenant's ignore list covers `key`: an entry equal to the value, or, for addresses and
 /// URLs, the value's domain or a parent domain of it (so `contoso.com` covers `mail.contoso.com`).
@@ -72,11 +40,5 @@ mod tests {
         assert!(is_ignored(&Key::new(KeyKind::Url, "https://mail.contoso.com/x"), &ignore));
         assert!(!is_ignored(&Key::new(KeyKind::Url, "https://notcontoso.com/x"), &ignore));
         assert!(!is_ignored(&Key::new(KeyKind::Sender, "a@evil.example"), &ignore));
-    }
-
-    #[test]
-    fn lock_ids_differ_by_tenant() {
-        assert_ne!(lock_id("a", "URL", "x"), lock_id("b", "URL", "x"));
-        assert_eq!(lock_id("a", "URL", "x"), lock_id("a", "URL", "x"));
     }
 }

@@ -86,7 +86,7 @@ impl EmbeddedPg {
     }
 
     fn launch(data_dir: &Path, options: &Options, fallback: Option<&Path>) -> anyhow::Result<EmbeddedPg> {
-        crate::config::create_data_dir(data_dir)?;
+        crate::domain::data_dir::create_data_dir(data_dir)?;
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("cannot resolve the data dir {}", data_dir.display()))?;

@@ -117,6 +117,19 @@ text_enum!(
     }
 );
 
+impl Severity {
+    /// The severity's rank, UNKNOWN 0 to HIGH 4: its place in the declaration order, which is also the
+    /// order `Ord` compares by. Queries sort and aggregate by it (the stored text sorts alphabetically).
+    pub fn rank(self) -> i32 {
+        Severity::ALL.iter().position(|s| *s == self).and_then(|i| i32::try_from(i).ok()).unwrap_or(0)
+    }
+
+    /// The severity of a rank; `UNKNOWN` for a rank that names none.
+    pub fn from_rank(rank: i32) -> Severity {
+        usize::try_from(rank).ok().and_then(|i| Severity::ALL.get(i)).copied().unwrap_or(Severity::Unknown)
+    }
+}
+
 impl Classification {
     /// Whether `determination` may stand with this classification (reference §1.1.3). `UNKNOWN`
     /// determination fits every classification ("not set yet").
@@ -332,5 +345,16 @@ mod tests {
             assert_eq!(s.as_str().parse::<Severity>(), Ok(*s));
         }
         assert!(Severity::High > Severity::Medium);
+    }
+
+    #[test]
+    fn severity_ranks_follow_the_order() {
+        let ranks: Vec<i32> = Severity::ALL.iter().map(|s| s.rank()).collect();
+        assert_eq!(ranks, vec![0, 1, 2, 3, 4]);
+        for s in Severity::ALL {
+            assert_eq!(Severity::from_rank(s.rank()), *s);
+        }
+        assert_eq!(Severity::from_rank(5), Severity::Unknown);
+        assert_eq!(Severity::from_rank(-1), Severity::Unknown);
     }
 }

@@ -1,9 +1,6 @@
-//! Tenant settings: the rules a change must follow (ranges, normalisation of the ignore list) and the
-//! service that applies one.
+//! Tenant settings: the rules a change must follow (ranges, normalisation of the ignore list).
+//! `crate::tenants` applies a change once it passed them.
 
-use crate::db::models::Tenant;
-use crate::db::queries::tenants::{self, SettingsChange};
-use crate::db::Conn;
 use crate::error::{AppError, AppResult};
 
 /// Shortest and longest correlation window, in hours (one hour to one year).
@@ -74,7 +71,7 @@ pub fn normalise_ignore_list(entries: &[String]) -> AppResult<Vec<String>> {
 }
 
 /// Checks and normalises a change; `BAD_USER_INPUT` says which value is wrong.
-pub fn validate(u: &SettingsUpdate) -> AppResult<SettingsChange> {
+pub fn validate(u: &SettingsUpdate) -> AppResult<SettingsUpdate> {
     if let Some(p) = u.max_key_prevalence {
         if !(1..=MAX_KEY_PREVALENCE).contains(&p) {
             return Err(AppError::bad(format!(
@@ -82,7 +79,7 @@ pub fn validate(u: &SettingsUpdate) -> AppResult<SettingsChange> {
             )));
         }
     }
-    Ok(SettingsChange {
+    Ok(SettingsUpdate {
         strong_key_window_hours: window("strongKeyWindowHours", u.strong_key_window_hours)?,
         weak_key_window_hours: window("weakKeyWindowHours", u.weak_key_window_hours)?,
         max_key_prevalence: u.max_key_prevalence,
@@ -90,19 +87,6 @@ pub fn validate(u: &SettingsUpdate) -> AppResult<SettingsChange> {
         auto_approve: u.auto_approve,
         four_eyes: u.four_eyes,
     })
-}
-
-/// The tenant's settings.
-pub async fn get(conn: &mut Conn, tenant_id: &str) -> AppResult<Tenant> {
-    Ok(tenants::get(conn, tenant_id).await?)
-}
-
-/// Validates `u` and applies it; returns the settings as they now are.
-pub async fn update(conn: &mut Conn, tenant_id: &str, actor: &str, u: &SettingsUpdate) -> AppResult<Tenant> {
-    let change = validate(u)?;
-    let tenant = tenants::update_settings(conn, tenant_id, &change).await?;
-    tracing::info!(tenant = tenant_id, actor, ?change, "tenant settings updated");
-    Ok(tenant)
 }
 
 #[cfg(test)]

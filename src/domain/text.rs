@@ -7,8 +7,15 @@
 //! right-to-left marks and emoji are kept: they are storable, and phishing data legitimately carries
 //! them. Messages name the field and never echo more than a short excerpt of the value.
 
+use crate::error::{AppError, AppResult};
+
 /// Most characters of a value that an error message quotes.
 const EXCERPT_CHARS: usize = 64;
+
+/// Longest comment or resolving comment, in characters (the portal's limit).
+pub const MAX_COMMENT_LEN: usize = 30_000;
+/// Longest display name or owner, in characters.
+pub const MAX_NAME_LEN: usize = 256;
 
 /// A value that must not be blank: trimmed, checked, or a message naming `field`.
 pub fn required(field: &str, value: &str, max: usize) -> Result<String, String> {
@@ -17,6 +24,18 @@ pub fn required(field: &str, value: &str, max: usize) -> Result<String, String> 
         return Err(format!("{field} must not be empty"));
     }
     Ok(v)
+}
+
+/// [`required`] for a field of an operation that stores nothing when one field is bad: the message is
+/// a `BAD_USER_INPUT` error.
+pub fn field(field: &str, value: &str, max: usize) -> AppResult<String> {
+    required(field, value, max).map_err(AppError::BadInput)
+}
+
+/// A comment an analyst writes (on an incident or alert, or with a manual operation): trimmed, not
+/// blank, at most `MAX_COMMENT_LEN` characters.
+pub fn comment(body: &str) -> AppResult<String> {
+    field("comment", body, MAX_COMMENT_LEN)
 }
 
 /// A value that may be omitted: `None` or blank gives `None`; else as [`required`].
@@ -74,6 +93,15 @@ mod tests {
         assert_eq!(bounded("f", " ", 3).as_deref(), Ok(""));
         // Characters, not bytes; storable controls, marks and emoji are kept.
         assert_eq!(required("f", "😀\u{202e}\u{1}", 3).as_deref(), Ok("😀\u{202e}\u{1}"));
+    }
+
+    #[test]
+    fn comments_are_trimmed_bounded_and_storable() {
+        assert!(comment("   ").is_err());
+        assert!(comment(&"x".repeat(MAX_COMMENT_LEN + 1)).is_err());
+        assert_eq!(comment(" why ").ok().as_deref(), Some("why"));
+        assert!(comment("why\0").is_err());
+        assert!(matches!(field("f", "", 3), Err(AppError::BadInput(_))));
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! deleted (see [`super::stream`]). Replicas coordinate with a session advisory lock, so one prunes at
 //! a time; the steps are idempotent anyway (the watermark only rises, deletes of deleted rows are no-ops).
 
-use crate::correlation::keys::lock_id;
 use crate::db::queries::events as q;
 use crate::db::Pool;
+use crate::domain::locks::lock_id;
 use crate::error::AppResult;
 use std::time::Duration;
 

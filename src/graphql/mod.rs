@@ -8,10 +8,13 @@ pub mod types;
 pub mod validation;
 
 use crate::auth::{Caller, Role};
+// The limits are a setting, read by `config`; callers of `build_schema` keep naming them here.
+pub use crate::config::Limits;
 use crate::error::AppError;
 use crate::state::AppState;
-use async_graphql::{Context, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, Schema, ID};
 use subscription::Subscription;
+use uuid::Uuid;
 
 /// The query root.
 #[derive(MergedObject, Default)]
@@ -28,23 +31,6 @@ pub struct Mutation(
 
 /// The executable schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
-
-/// Schema limits (configurable at start-up).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Deepest selection allowed.
-    pub depth: usize,
-    /// Highest complexity allowed.
-    pub complexity: usize,
-    /// Introspection on (off in production).
-    pub introspection: bool,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { depth: 16, complexity: 50_000, introspection: true }
-    }
-}
 
 /// Builds the schema with the state in its context data.
 pub fn build_schema(state: AppState, limits: &Limits) -> AppSchema {
@@ -81,6 +67,13 @@ pub fn require<'a>(ctx: &'a Context<'_>, role: Role) -> Result<&'a Caller, AppEr
     let c = caller(ctx)?;
     c.require(role)?;
     Ok(c)
+}
+
+/// Parses a client-supplied id; a malformed one is `BAD_USER_INPUT`.
+pub fn parse_id(id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str()).map_err(|_| {
+        AppError::bad(format!("{} is not a valid id (a UUID)", crate::domain::text::excerpt(id.as_str())))
+    })
 }
 
 /// The shared state.

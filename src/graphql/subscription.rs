@@ -3,15 +3,14 @@
 //! (No SQL here: async-graphql's `#[Subscription]` macro and diesel-async's `RunQueryDsl` clash.)
 
 use crate::auth::Role;
-use crate::correlation::keys::Key;
 use crate::domain::enums::{CorrelationKind, Severity};
+use crate::domain::keys::Key;
 use crate::error::AppError;
 use crate::events::hub::HubEvent;
 use crate::events::{cursor, stream, EventKind};
-use crate::graphql::query::queue::parse_id;
 use crate::graphql::types::alert::{Alert, CorrelationKey};
 use crate::graphql::types::incident::Incident;
-use crate::graphql::{require, state};
+use crate::graphql::{parse_id, require, state};
 use async_graphql::{Context, InputObject, Result, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};

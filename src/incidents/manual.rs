@@ -14,25 +14,26 @@
 //!   resolved starts `RESOLVED`;
 //! - merges: 2 to 5 open incidents whose owner, classification and determination are equal or empty; the
 //!   target (most alerts, then oldest) is chosen by the system and the others are merged into it with
-//!   `correlation::engine::merge_into`.
+//!   `super::merge::merge_into`.
 //!
 //! Each operation is one transaction: it locks every incident involved `FOR UPDATE` in one statement in id
 //! order (the order ingestion and triage use), re-checks states after locking, and writes the outbox
 //! events last. A collision (deadlock, or an alert moved by a concurrent merge between reading and
-//! locking) rolls back and retries.
+//! locking) rolls back and retries on a fresh connection (`db::retry::retry_transient`).
 
+use super::log_entry;
+use super::merge::{incident_changes, merge_into, mergeable};
 use crate::auth::Caller;
-use crate::correlation::engine::{incident_changes, merge_into, mergeable};
-use crate::correlation::keys::Key;
 use crate::db::models::{Activity, Alert, Comment, Incident};
 use crate::db::queries::{activity, comments, correlation as cq, incidents as iq, manual as q};
-use crate::db::retry::{backoff, ATTEMPTS};
-use crate::db::Conn;
+use crate::db::retry::retry_transient;
+use crate::db::{Conn, Pool};
+use crate::domain::activity::{comment_excerpt, kind, SYSTEM_ACTOR};
 use crate::domain::enums::{AlertStatus, Classification, CorrelationKind, IncidentStatus};
-use crate::domain::text;
+use crate::domain::keys::Key;
+use crate::domain::text::{self, MAX_NAME_LEN};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, NewEvent};
-use crate::triage::{kind::ROLLUP, MAX_COMMENT_LEN, MAX_NAME_LEN, SYSTEM_ACTOR};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel_async::AsyncConnection;
 use serde_json::{json, Value};
@@ -43,89 +44,51 @@ use uuid::Uuid;
 pub const MAX_MERGE: usize = 5;
 /// Most alerts one `createIncident` or `linkAlertsToIncident` moves.
 pub const MAX_ALERTS: usize = 500;
-/// Longest excerpt of the comment an activity message quotes (the whole comment is in `after`).
-const EXCERPT_LEN: usize = 140;
-
-/// Kinds of activity-log rows these operations write.
-pub mod kind {
-    /// An incident was created by hand from alerts.
-    pub const INCIDENT_CREATED: &str = "INCIDENT_CREATED";
-    /// Alerts were linked to this incident by hand.
-    pub const ALERTS_LINKED: &str = "ALERTS_LINKED";
-    /// Alerts of this incident were moved to another one by hand.
-    pub const ALERTS_MOVED: &str = "ALERTS_MOVED";
-    /// An alert arrived in this incident (the same kind correlation writes).
-    pub const ALERT_CORRELATED: &str = "ALERT_CORRELATED";
-    /// An incident was merged into this one (the same kind an automatic merge writes).
-    pub const MERGED: &str = "MERGED";
-    /// This incident now redirects to another one (the same kind an automatic merge writes).
-    pub const REDIRECTED: &str = "REDIRECTED";
-}
-
 /// Creates an incident holding the alerts `alert_ids` (moved from wherever they are). `display_name`,
 /// when given, is kept as a custom name; else the name is generated from the alerts. Returns the new
 /// incident.
 pub async fn create_incident(
-    conn: &mut Conn,
+    pool: &Pool,
     caller: &Caller,
     alert_ids: &[Uuid],
     display_name: Option<&str>,
     comment: &str,
 ) -> AppResult<Incident> {
-    let comment = checked_comment(comment)?;
-    let name = display_name
-        .map(|n| text::required("displayName", n, MAX_NAME_LEN).map_err(AppError::BadInput))
-        .transpose()?;
+    let comment = text::comment(comment)?;
+    let name = display_name.map(|n| text::field("displayName", n, MAX_NAME_LEN)).transpose()?;
     let ids = alert_list(alert_ids)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result =
-            conn.transaction(async |c| create_tx(c, caller, &ids, name.as_deref(), &comment).await).await;
-        match result {
-            Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
-                tracing::warn!(attempt, %detail, "createIncident collided; retrying");
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
+    retry_transient(pool, "createIncident", async |conn| {
+        conn.transaction(async |c| create_tx(c, caller, &ids, name.as_deref(), &comment).await).await
+    })
+    .await
 }
 
 /// Moves the alerts `alert_ids` into the open incident `incident_id` and returns it. Alerts already in
 /// it are left alone; when all are, nothing changes.
 pub async fn link_alerts(
-    conn: &mut Conn,
+    pool: &Pool,
     caller: &Caller,
     incident_id: Uuid,
     alert_ids: &[Uuid],
     comment: &str,
 ) -> AppResult<Incident> {
-    let comment = checked_comment(comment)?;
+    let comment = text::comment(comment)?;
     let ids = alert_list(alert_ids)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = conn.transaction(async |c| link_tx(c, caller, incident_id, &ids, &comment).await).await;
-        match result {
-            Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
-                tracing::warn!(attempt, %detail, "linkAlertsToIncident collided; retrying");
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
+    retry_transient(pool, "linkAlertsToIncident", async |conn| {
+        conn.transaction(async |c| link_tx(c, caller, incident_id, &ids, &comment).await).await
+    })
+    .await
 }
 
 /// Merges 2 to `MAX_MERGE` open, mergeable incidents into the one the system picks (most alerts, then
 /// oldest) and returns it; the others become `REDIRECTED` to it.
 pub async fn merge_incidents(
-    conn: &mut Conn,
+    pool: &Pool,
     caller: &Caller,
     incident_ids: &[Uuid],
     comment: &str,
 ) -> AppResult<Incident> {
-    let comment = checked_comment(comment)?;
+    let comment = text::comment(comment)?;
     let ids = distinct(incident_ids);
     if ids.len() < 2 {
         return Err(AppError::bad(format!(
@@ -139,18 +102,10 @@ pub async fn merge_incidents(
             ids.len()
         )));
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = conn.transaction(async |c| merge_tx(c, caller, &ids, &comment).await).await;
-        match result {
-            Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
-                tracing::warn!(attempt, %detail, "mergeIncidents collided; retrying");
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
+    retry_transient(pool, "mergeIncidents", async |conn| {
+        conn.transaction(async |c| merge_tx(c, caller, &ids, &comment).await).await
+    })
+    .await
 }
 
 async fn create_tx(
@@ -190,7 +145,7 @@ async fn link_tx(
 
 async fn merge_tx(c: &mut Conn, caller: &Caller, ids: &[Uuid], comment: &str) -> AppResult<Incident> {
     let tid = caller.tenant_id.as_str();
-    let locked = cq::lock_incidents(c, tid, ids).await?;
+    let locked = iq::lock_incidents(c, tid, ids).await?;
     if let Some(missing) = ids.iter().find(|id| !locked.iter().any(|i| i.id == **id)) {
         return Err(incident_not_found(*missing));
     }
@@ -282,7 +237,7 @@ async fn lock_alerts_and_incidents(
     lock_ids.extend(extra);
     let lock_ids: Vec<Uuid> = lock_ids.into_iter().collect();
     let locked: BTreeMap<Uuid, Incident> =
-        cq::lock_incidents(c, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
+        iq::lock_incidents(c, tid, &lock_ids).await?.into_iter().map(|i| (i.id, i)).collect();
     if let Some(t) = extra {
         if !locked.contains_key(&t) {
             return Err(incident_not_found(t));
@@ -446,11 +401,7 @@ impl<'a> Op<'a> {
 
     /// "Comment: <the first words>".
     fn quote(&self) -> String {
-        let mut excerpt: String = self.comment.chars().take(EXCERPT_LEN).collect();
-        if self.comment.chars().count() > EXCERPT_LEN {
-            excerpt.push('…');
-        }
-        format!("Comment: {excerpt}")
+        comment_excerpt(self.comment)
     }
 
     /// Stores the operation's comment on the incident that receives the alerts; returns its id.
@@ -476,6 +427,7 @@ impl<'a> Op<'a> {
     }
 }
 
+/// A row of this operation's log: [`log_entry`] with what the operation adds (`after`).
 #[allow(clippy::too_many_arguments)]
 fn row(
     tid: &str,
@@ -487,19 +439,7 @@ fn row(
     message: String,
     after: Option<Value>,
 ) -> Activity {
-    Activity {
-        tenant_id: tid.to_string(),
-        id: Uuid::now_v7(),
-        incident_id,
-        alert_id,
-        actor: actor.to_string(),
-        kind: kind.to_string(),
-        field: None,
-        before: None,
-        after,
-        message,
-        created_at: now,
-    }
+    Activity { after, ..log_entry(actor, tid, incident_id, alert_id, kind, message, now) }
 }
 
 /// The system's activity row for a status the alerts decided.
@@ -516,7 +456,7 @@ fn status_rollup(
         field: Some("status".into()),
         before: Some(json!(from)),
         after: Some(json!(to)),
-        ..row(tid, now, Some(incident_id), None, SYSTEM_ACTOR, ROLLUP, message, None)
+        ..row(tid, now, Some(incident_id), None, SYSTEM_ACTOR, kind::ROLLUP, message, None)
     }
 }
 
@@ -602,24 +542,15 @@ fn alert_list(ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
     Ok(ids)
 }
 
-/// The comment every operation takes: trimmed, storable, 1 to `MAX_COMMENT_LEN` characters.
-fn checked_comment(body: &str) -> AppResult<String> {
-    text::required("comment", body, MAX_COMMENT_LEN).map_err(AppError::BadInput)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn lists_and_texts() {
+    fn id_lists() {
         let a = Uuid::now_v7();
         let b = Uuid::now_v7();
         assert_eq!(distinct(&[a, b, a]), vec![a, b]);
         assert!(alert_list(&[]).is_err());
-        assert!(checked_comment("   ").is_err());
-        assert!(checked_comment(&"x".repeat(MAX_COMMENT_LEN + 1)).is_err());
-        assert_eq!(checked_comment(" why ").ok().as_deref(), Some("why"));
-        assert!(checked_comment("why\0").is_err());
     }
 }

@@ -2,15 +2,17 @@
 //! severity roll-up and the priority score, recomputed from the incident's alerts.
 
 pub mod manual;
+pub mod merge;
 pub mod naming;
 pub mod priority;
 
-use crate::db::models::Incident;
+use crate::db::models::{Activity, Incident};
 use crate::db::queries::incidents as q;
 use crate::db::Conn;
 use crate::domain::enums::{IncidentStatus, Severity};
 use crate::error::AppResult;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// Recomputes what an incident derives from its alerts (count, severity unless set by hand, name unless
 /// set by hand, priority) and saves it, with the time. `before` is the incident as the caller locked it:
@@ -61,7 +63,7 @@ pub async fn recompute_many(
 fn derive(mut incident: Incident, stats: &q::IncidentStats, now: chrono::DateTime<Utc>) -> Incident {
     incident.alert_count = stats.alerts;
     if !incident.severity_custom {
-        incident.severity = severity_from_rank(stats.severity_rank);
+        incident.severity = Severity::from_rank(stats.severity_rank);
     }
     if !incident.display_name_custom {
         incident.display_name = naming::display_name(stats);
@@ -109,15 +111,28 @@ pub fn is_open(status: IncidentStatus) -> bool {
     matches!(status, IncidentStatus::Active | IncidentStatus::InProgress)
 }
 
-fn severity_from_rank(rank: i32) -> Severity {
-    match rank {
-        4 => Severity::High,
-        3 => Severity::Medium,
-        2 => Severity::Low,
-        1 => Severity::Informational,
-        _ => Severity::Unknown,
+/// An activity-log row in `actor`'s name that changes no field (correlation's and manual operations'
+/// rows; triage's, which record field changes, are built by `triage::changes`).
+pub fn log_entry(
+    actor: &str,
+    tid: &str,
+    incident_id: Option<Uuid>,
+    alert_id: Option<Uuid>,
+    kind: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> Activity {
+    Activity {
+        tenant_id: tid.to_string(),
+        id: Uuid::now_v7(),
+        incident_id,
+        alert_id,
+        actor: actor.to_string(),
+        kind: kind.to_string(),
+        field: None,
+        before: None,
+        after: None,
+        message,
+        created_at: now,
     }
 }
-
-/// The actor name the system uses in the activity log and `lastModifiedBy`.
-pub const CORRELATION_ACTOR: &str = "Parapet correlation";

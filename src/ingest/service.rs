@@ -3,13 +3,14 @@
 //! acknowledged.
 
 use super::input::AlertInput;
-use super::validate::{prepare, PreparedAlert};
+use super::validate::prepare;
 use crate::auth::{Caller, Role};
 use crate::correlation::engine::{place_all, preread, stage, Batch, Placement, Staged};
-use crate::correlation::keys::lock_id;
 use crate::db::queries::{correlation as q, tenants};
-use crate::db::retry::{backoff, ATTEMPTS};
+use crate::db::retry::{retry_transient, ATTEMPTS};
 use crate::db::Pool;
+use crate::domain::alert::PreparedAlert;
+use crate::domain::locks::lock_id;
 use crate::error::{AppError, AppResult};
 use diesel_async::AsyncConnection;
 
@@ -51,50 +52,41 @@ pub async fn ingest_alerts(
 
     let mut placed: Vec<Placement> = vec![];
     if !good.is_empty() {
-        let mut attempt = 0;
-        placed = loop {
-            attempt += 1;
-            // A connection of its own for every attempt: the one before may be the one that was lost.
-            let mut conn = pool.get().await?;
+        let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
+        // Re-sending a batch is idempotent, so even an attempt whose commit went unanswered may run again.
+        let result = retry_transient(pool, "ingest transaction", async |conn| {
             // The key rows exist before the transaction (a statement of its own, committed at once), so
             // the transaction's key locks are quick: they lock rows, and insert one only if it vanished.
-            let result: AppResult<Vec<Placement>> = async {
-                q::ensure_key_rows(&mut conn, tid, &key_locks).await?;
-                conn.transaction::<_, AppError, _>(async |conn| {
-                    let now = chrono::Utc::now();
-                    let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
-                    // Writing the new alerts and reading what their keys match need no lock; deciding
-                    // where they go does, and then reads only what changed meanwhile.
-                    let staged = stage(conn, tid, &items, now).await?;
-                    let tenant = tenants::get(conn, tid).await?;
-                    let pre = preread(conn, &tenant, &items, &staged, now).await?;
-                    q::lock_keys(conn, tid, &with_resends(tid, &key_locks, &items, &staged)).await?;
-                    let mut batch = Batch::default();
-                    let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
-                    // Report where each alert ended the batch (a later alert may have merged its incident).
-                    for p in &mut out {
-                        p.incident_id = batch.resolve(p.incident_id);
-                    }
-                    batch.finish(conn, tid).await?;
-                    Ok(out)
-                })
-                .await
-            }
-            .await;
-            match result {
-                Err(AppError::Transient(detail)) if attempt < ATTEMPTS => {
-                    tracing::warn!(attempt, %detail, "ingest transaction collided; retrying");
-                    backoff(attempt).await;
+            q::ensure_key_rows(conn, tid, &key_locks).await?;
+            conn.transaction::<_, AppError, _>(async |conn| {
+                let now = chrono::Utc::now();
+                // Writing the new alerts and reading what their keys match need no lock; deciding
+                // where they go does, and then reads only what changed meanwhile.
+                let staged = stage(conn, tid, &items, now).await?;
+                let tenant = tenants::get(conn, tid).await?;
+                let pre = preread(conn, &tenant, &items, &staged, now).await?;
+                q::lock_keys(conn, tid, &with_resends(tid, &key_locks, &items, &staged)).await?;
+                let mut batch = Batch::default();
+                let mut out = place_all(conn, &tenant, &items, &staged, pre, now, &mut batch).await?;
+                // Report where each alert ended the batch (a later alert may have merged its incident).
+                for p in &mut out {
+                    p.incident_id = batch.resolve(p.incident_id);
                 }
-                Err(AppError::Transient(detail)) => {
-                    tracing::warn!(attempt, %detail, "ingest transaction failed after its retries");
-                    return Err(AppError::Unavailable(format!(
-                        "the database was busy and the batch could not be stored after {ATTEMPTS} tries; \
-                         nothing of it was stored: retry the same batch (re-sending is idempotent)"
-                    )));
-                }
-                other => break other?,
+                batch.finish(conn, tid).await?;
+                Ok(out)
+            })
+            .await
+        })
+        .await;
+        placed = match result {
+            Err(AppError::Transient(detail)) => {
+                tracing::warn!(attempt = ATTEMPTS, %detail, "ingest transaction failed after its retries");
+                return Err(AppError::Unavailable(format!(
+                    "the database was busy and the batch could not be stored after {ATTEMPTS} tries; \
+                     nothing of it was stored: retry the same batch (re-sending is idempotent)"
+                )));
             }
+            other => other?,
         };
     }
 

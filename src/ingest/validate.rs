@@ -2,11 +2,11 @@
 //! evidence and correlation keys, or is rejected with a reason that names the bad field.
 
 use super::input::*;
-use crate::correlation::keys::Key;
+use crate::domain::alert::{PreparedAlert, PreparedEvidence};
 use crate::domain::enums::{EvidenceKind, KeyKind, RemediationStatus, Verdict};
+use crate::domain::keys::Key;
 use crate::domain::text::{excerpt, optional, required};
 use crate::domain::time;
-use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
 const MAX_ID: usize = 256;
@@ -19,72 +19,6 @@ const MAX_LIST: usize = 500;
 /// Longest part of an evidence entity key taken as given; a longer one is hashed, so the key stays well
 /// inside what a PostgreSQL index entry can hold (about 2,700 bytes).
 const MAX_ENTITY_PART_BYTES: usize = 256;
-
-/// A validated alert, ready for correlation.
-#[derive(Debug, Clone)]
-pub struct PreparedAlert {
-    /// Provider id (trimmed).
-    pub provider_alert_id: String,
-    /// Service source (trimmed).
-    pub service_source: String,
-    /// Detection source.
-    pub detection_source: Option<String>,
-    /// Alert policy.
-    pub alert_policy: Option<String>,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Severity.
-    pub severity: crate::domain::enums::Severity,
-    /// MITRE tactic.
-    pub category: Option<String>,
-    /// MITRE techniques.
-    pub mitre_techniques: Vec<String>,
-    /// First activity.
-    pub first_activity_at: Option<DateTime<Utc>>,
-    /// Last activity.
-    pub last_activity_at: Option<DateTime<Utc>>,
-    /// Evidence.
-    pub evidence: Vec<PreparedEvidence>,
-    /// Correlation keys, sorted and unique.
-    pub keys: Vec<Key>,
-}
-
-impl PreparedAlert {
-    /// The time correlation windows measure: last activity, else first activity, else `now`.
-    pub fn activity_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        self.last_activity_at.or(self.first_activity_at).unwrap_or(now)
-    }
-
-    /// The distinct mailboxes among the keys, sorted.
-    pub fn mailboxes(&self) -> Vec<String> {
-        self.keys.iter().filter(|k| k.kind == KeyKind::Mailbox).map(|k| k.value.clone()).collect()
-    }
-
-    /// How many pieces of evidence are malicious.
-    pub fn malicious_evidence(&self) -> i32 {
-        let n = self.evidence.iter().filter(|e| e.verdict == Verdict::Malicious).count();
-        i32::try_from(n).unwrap_or(i32::MAX)
-    }
-}
-
-/// A validated piece of evidence.
-#[derive(Debug, Clone)]
-pub struct PreparedEvidence {
-    /// Kind.
-    pub kind: EvidenceKind,
-    /// Identifies the entity across alerts.
-    pub entity_key: String,
-    /// Verdict.
-    pub verdict: Verdict,
-    /// Remediation status.
-    pub remediation_status: RemediationStatus,
-    /// Roles, stored spelling.
-    pub roles: Vec<String>,
-    /// The kind's own fields.
-    pub data: serde_json::Value,
-}
 
 /// Validates one alert. `svc` is the ingestor token's service source, if it names one.
 pub fn prepare(input: AlertInput, svc: Option<&str>) -> Result<PreparedAlert, String> {

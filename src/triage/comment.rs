@@ -3,19 +3,18 @@
 
 use super::changes::{Changes, Entry};
 use super::incident::ensure_not_redirected;
-use super::{input, kind};
+use super::kind;
 use crate::auth::Caller;
 use crate::db::models::Comment;
 use crate::db::queries;
 use crate::db::queries::triage as q;
 use crate::db::Conn;
+use crate::domain::activity::comment_excerpt;
+use crate::domain::text;
 use crate::error::AppResult;
 use diesel_async::AsyncConnection;
 use serde_json::json;
 use uuid::Uuid;
-
-/// Longest excerpt of a comment the activity message quotes.
-const EXCERPT_LEN: usize = 140;
 
 /// Adds a comment to an incident (not to a merged one: it would go unseen there).
 pub async fn add_incident_comment(
@@ -24,7 +23,7 @@ pub async fn add_incident_comment(
     id: Uuid,
     body: &str,
 ) -> AppResult<Comment> {
-    let body = input::comment(body)?;
+    let body = text::comment(body)?;
     let tenant = caller.tenant_id.as_str();
     conn.transaction(async |c| {
         // The row lock keeps a merge from redirecting the incident under the new comment.
@@ -36,7 +35,7 @@ pub async fn add_incident_comment(
         let comment = queries::comments::insert(c, &comment).await?;
         q::touch_incident(c, tenant, id, changes.now).await?;
         changes.push(
-            Entry::incident(id, &caller.sub, kind::COMMENT, message(&comment))
+            Entry::incident(id, &caller.sub, kind::COMMENT, comment_excerpt(&comment.body))
                 .after(json!({ "commentId": comment.id })),
         );
         changes.commit(c).await?;
@@ -48,7 +47,7 @@ pub async fn add_incident_comment(
 /// Adds a comment to an alert. The comment belongs to the alert (it follows it if a merge moves it); its
 /// activity row also names the alert's current incident, so the incident's log shows it.
 pub async fn add_alert_comment(conn: &mut Conn, caller: &Caller, id: Uuid, body: &str) -> AppResult<Comment> {
-    let body = input::comment(body)?;
+    let body = text::comment(body)?;
     let tenant = caller.tenant_id.as_str();
     conn.transaction(async |c| {
         let incident_id =
@@ -57,7 +56,7 @@ pub async fn add_alert_comment(conn: &mut Conn, caller: &Caller, id: Uuid, body:
         let comment = new_comment(caller, None, Some(id), body, &changes);
         let comment = queries::comments::insert(c, &comment).await?;
         changes.push(
-            Entry::alert(id, incident_id, &caller.sub, kind::COMMENT, message(&comment))
+            Entry::alert(id, incident_id, &caller.sub, kind::COMMENT, comment_excerpt(&comment.body))
                 .after(json!({ "commentId": comment.id })),
         );
         changes.commit(c).await?;
@@ -83,13 +82,4 @@ fn new_comment(
         body,
         created_at: changes.now,
     }
-}
-
-/// "Comment: <the first words>".
-fn message(c: &Comment) -> String {
-    let mut excerpt: String = c.body.chars().take(EXCERPT_LEN).collect();
-    if c.body.chars().count() > EXCERPT_LEN {
-        excerpt.push('…');
-    }
-    format!("Comment: {excerpt}")
 }

@@ -6,7 +6,7 @@ use super::input::{self, check_pair, contains_tag, IncidentPatch};
 use super::{kind, MAX_BULK, MAX_TAGS};
 use crate::auth::Caller;
 use crate::db::models::Incident;
-use crate::db::queries::triage as q;
+use crate::db::queries::{self, triage as q};
 use crate::db::Conn;
 use crate::domain::enums::{AlertStatus, IncidentStatus};
 use crate::error::{AppError, AppResult};
@@ -71,7 +71,7 @@ pub async fn update_incidents(
     let tenant = caller.tenant_id.as_str();
     conn.transaction(async |c| {
         // `lock_incidents` locks in id order, the order every writer of several incidents uses.
-        let locked = q::lock_incidents(c, tenant, &wanted).await?;
+        let locked = queries::incidents::lock_incidents(c, tenant, &wanted).await?;
         if let Some(missing) = wanted.iter().find(|id| !locked.iter().any(|i| i.id == **id)) {
             return Err(AppError::NotFound(format!("incident {missing} not found; nothing was changed")));
         }

@@ -2,8 +2,9 @@
 //! NUL (the shared rule of `crate::domain::text`), tags normalised, `REDIRECTED` refused,
 //! classification/determination pairs.
 
-use super::{MAX_COMMENT_LEN, MAX_NAME_LEN, MAX_TAGS, MAX_TAG_LEN};
+use super::{MAX_TAGS, MAX_TAG_LEN};
 use crate::domain::enums::{AlertStatus, Classification, Determination, IncidentStatus, Severity};
+use crate::domain::text::{self, MAX_COMMENT_LEN, MAX_NAME_LEN};
 use crate::error::{AppError, AppResult};
 
 /// An update of an incident. `None` leaves a field as it is; for the clearable fields `Some(None)` clears.
@@ -37,7 +38,10 @@ impl IncidentPatch {
         }
         Ok(Self {
             assigned_to: clearable(self.assigned_to, "assignedTo", MAX_NAME_LEN)?,
-            display_name: self.display_name.map(|n| text(&n, "displayName", MAX_NAME_LEN)).transpose()?,
+            display_name: self
+                .display_name
+                .map(|n| text::field("displayName", &n, MAX_NAME_LEN))
+                .transpose()?,
             resolving_comment: clearable(self.resolving_comment, "resolvingComment", MAX_COMMENT_LEN)?,
             ..self
         })
@@ -64,25 +68,14 @@ impl AlertPatch {
     }
 }
 
-/// Trims a text field and checks it is storable, neither blank nor too long (the shared rule of
-/// [`crate::domain::text`]).
-pub(crate) fn text(value: &str, field: &str, max: usize) -> AppResult<String> {
-    crate::domain::text::required(field, value, max).map_err(AppError::BadInput)
-}
-
-/// `text` for a field that `null` clears; a blank value is refused rather than guessed at.
+/// [`text::field`] for a field that `null` clears; a blank value is refused rather than guessed at.
 fn clearable(value: Option<Option<String>>, field: &str, max: usize) -> AppResult<Option<Option<String>>> {
     match value {
-        Some(Some(v)) => text(&v, field, max)
+        Some(Some(v)) => text::field(field, &v, max)
             .map_err(|e| AppError::bad(format!("{} (use null to clear it)", e.public_message())))
             .map(|v| Some(Some(v))),
         other => Ok(other),
     }
-}
-
-/// A comment body: trimmed, not blank, at most `MAX_COMMENT_LEN` characters.
-pub(crate) fn comment(body: &str) -> AppResult<String> {
-    text(body, "comment", MAX_COMMENT_LEN)
 }
 
 /// Tags as given: each trimmed, not blank, at most `MAX_TAG_LEN` characters, duplicates (ignoring case)
@@ -96,7 +89,7 @@ pub(crate) fn tags(tags: &[String]) -> AppResult<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for t in tags {
-        let t = text(t, "a tag", MAX_TAG_LEN)?;
+        let t = text::field("a tag", t, MAX_TAG_LEN)?;
         if !contains_tag(&out, &t) {
             out.push(t);
         }

@@ -23,29 +23,12 @@ pub use comment::{add_alert_comment, add_incident_comment};
 pub use incident::{add_incident_tags, remove_incident_tags, update_incident, update_incidents};
 pub use input::{AlertPatch, IncidentPatch};
 
-/// The actor the activity log names for changes the rules make on their own.
-pub const SYSTEM_ACTOR: &str = "system";
+// The submodules name the activity kinds and the system actor through this module.
+use crate::domain::activity::{kind, SYSTEM_ACTOR};
+
 /// Most incidents `updateIncidents` changes at once.
 pub const MAX_BULK: usize = 100;
 /// Most custom tags an incident holds (and most tags one call may name).
 pub const MAX_TAGS: usize = 50;
 /// Longest tag, in characters.
 pub const MAX_TAG_LEN: usize = 100;
-/// Longest comment or resolving comment, in characters (the portal's limit).
-pub const MAX_COMMENT_LEN: usize = 30_000;
-/// Longest display name or owner, in characters.
-pub const MAX_NAME_LEN: usize = 256;
-
-/// Kinds of activity-log rows triage writes.
-pub mod kind {
-    /// A person changed a field.
-    pub const UPDATE: &str = "UPDATE";
-    /// A person added custom tags.
-    pub const TAG_ADDED: &str = "TAG_ADDED";
-    /// A person removed custom tags.
-    pub const TAG_REMOVED: &str = "TAG_REMOVED";
-    /// A person commented.
-    pub const COMMENT: &str = "COMMENT";
-    /// A field changed because another one did (incident ↔ alerts).
-    pub const ROLLUP: &str = "ROLLUP";
-}

@@ -2,12 +2,11 @@
 //! parent's entries (newest first) and their counts. Writing entries lives in `activity`.
 
 use crate::db::models::Activity;
-use crate::db::queries::queue::{ParentKind, TimeKeyset};
+use crate::db::queries::queue::{first_per_parent, ParentKind, SortDir, TimeKeyset};
 use crate::db::schema::activity;
 use crate::db::Conn;
-use diesel::dsl::{count_star, sql};
+use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -24,28 +23,9 @@ pub async fn page_by_parents(
     if ids.is_empty() || limit <= 0 {
         return Ok(vec![]);
     }
-    let col = kind.column();
     activity::table
         .filter(activity::tenant_id.eq(tenant_id))
-        .filter(
-            sql::<Bool>(&format!(
-                "activity.id IN (SELECT s.id FROM (SELECT l.id, row_number() OVER \
-                 (PARTITION BY l.{col} ORDER BY l.created_at DESC, l.id DESC) AS rn FROM activity l \
-                 WHERE l.tenant_id = "
-            ))
-            .bind::<Text, _>(tenant_id)
-            .sql(&format!(" AND l.{col} = ANY("))
-            .bind::<Array<diesel::sql_types::Uuid>, _>(ids.to_vec())
-            .sql(") AND (")
-            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
-            .sql("::timestamptz IS NULL OR (l.created_at, l.id) < (")
-            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
-            .sql(", ")
-            .bind::<Nullable<diesel::sql_types::Uuid>, _>(after.map(|k| k.id))
-            .sql("))) s WHERE s.rn <= ")
-            .bind::<BigInt, _>(limit)
-            .sql(")"),
-        )
+        .filter(first_per_parent("activity", kind.column(), tenant_id, ids, after, limit, SortDir::Desc))
         .order_by((activity::created_at.desc(), activity::id.desc()))
         .select(Activity::as_select())
         .load(conn)

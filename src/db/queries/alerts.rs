@@ -3,7 +3,9 @@
 
 use crate::db::models::Alert;
 use crate::db::prepared::{column, IdRow};
-use crate::db::queries::queue::{contains_pattern, severity_rank_sql, Keyset, SortDir, TimeKeyset};
+use crate::db::queries::queue::{
+    contains_pattern, first_per_parent, severity_rank_sql, Keyset, SortDir, TimeKeyset,
+};
 use crate::db::schema::{alert_keys, alerts};
 use crate::db::Conn;
 use crate::domain::enums::*;
@@ -226,7 +228,7 @@ impl AlertSort {
         match self {
             AlertSort::CreatedAt => row.created_at.timestamp_micros(),
             AlertSort::LastActivityAt => row.activity_at.timestamp_micros(),
-            AlertSort::Severity => crate::db::queries::queue::severity_rank(row.severity),
+            AlertSort::Severity => i64::from(row.severity.rank()),
         }
     }
 }
@@ -350,25 +352,15 @@ pub async fn page_by_incidents(
     }
     alerts::table
         .filter(alerts::tenant_id.eq(tenant_id))
-        .filter(
-            sql::<Bool>(
-                "alerts.id IN (SELECT s.id FROM (SELECT a.id, row_number() OVER \
-                 (PARTITION BY a.incident_id ORDER BY a.created_at, a.id) AS rn FROM alerts a \
-                 WHERE a.tenant_id = ",
-            )
-            .bind::<Text, _>(tenant_id)
-            .sql(" AND a.incident_id = ANY(")
-            .bind::<Array<diesel::sql_types::Uuid>, _>(incident_ids.to_vec())
-            .sql(") AND (")
-            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
-            .sql("::timestamptz IS NULL OR (a.created_at, a.id) > (")
-            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
-            .sql(", ")
-            .bind::<Nullable<diesel::sql_types::Uuid>, _>(after.map(|k| k.id))
-            .sql("))) s WHERE s.rn <= ")
-            .bind::<BigInt, _>(limit)
-            .sql(")"),
-        )
+        .filter(first_per_parent(
+            "alerts",
+            "incident_id",
+            tenant_id,
+            incident_ids,
+            after,
+            limit,
+            SortDir::Asc,
+        ))
         .order_by((alerts::incident_id, alerts::created_at, alerts::id))
         .select(Alert::as_select())
         .load(conn)

@@ -2,12 +2,11 @@
 //! each parent's comments (oldest first) and their counts.
 
 use crate::db::models::Comment;
-use crate::db::queries::queue::{ParentKind, TimeKeyset};
+use crate::db::queries::queue::{first_per_parent, ParentKind, SortDir, TimeKeyset};
 use crate::db::schema::comments;
 use crate::db::Conn;
-use diesel::dsl::{count_star, sql};
+use diesel::dsl::count_star;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -33,27 +32,9 @@ pub async fn page_by_parents(
     if ids.is_empty() || limit <= 0 {
         return Ok(vec![]);
     }
-    let col = kind.column();
     comments::table
         .filter(comments::tenant_id.eq(tenant_id))
-        .filter(
-            sql::<Bool>(&format!(
-                "comments.id IN (SELECT s.id FROM (SELECT c.id, row_number() OVER \
-                 (PARTITION BY c.{col} ORDER BY c.created_at, c.id) AS rn FROM comments c WHERE c.tenant_id = "
-            ))
-            .bind::<Text, _>(tenant_id)
-            .sql(&format!(" AND c.{col} = ANY("))
-            .bind::<Array<diesel::sql_types::Uuid>, _>(ids.to_vec())
-            .sql(") AND (")
-            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
-            .sql("::timestamptz IS NULL OR (c.created_at, c.id) > (")
-            .bind::<Nullable<Timestamptz>, _>(after.map(|k| k.at))
-            .sql(", ")
-            .bind::<Nullable<diesel::sql_types::Uuid>, _>(after.map(|k| k.id))
-            .sql("))) s WHERE s.rn <= ")
-            .bind::<BigInt, _>(limit)
-            .sql(")"),
-        )
+        .filter(first_per_parent("comments", kind.column(), tenant_id, ids, after, limit, SortDir::Asc))
         .order_by((comments::created_at, comments::id))
         .select(Comment::as_select())
         .load(conn)

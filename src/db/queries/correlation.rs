@@ -318,21 +318,6 @@ pub async fn insert_incidents(conn: &mut Conn, rows: &[Incident]) -> QueryResult
     Ok(())
 }
 
-/// Locks incidents `FOR UPDATE` in id order and returns them as they are now.
-pub async fn lock_incidents(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<Incident>> {
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    incidents::table
-        .filter(incidents::tenant_id.eq(tenant_id))
-        .filter(incidents::id.eq_any(ids))
-        .order(incidents::id.asc())
-        .for_update()
-        .select(Incident::as_select())
-        .load(conn)
-        .await
-}
-
 /// Inserts a new incident.
 pub async fn insert_incident(conn: &mut Conn, incident: &Incident) -> QueryResult<()> {
     diesel::insert_into(incidents::table).values(incident).execute(conn).await?;

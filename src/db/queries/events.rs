@@ -3,7 +3,7 @@
 use crate::db::prepared::column;
 use crate::db::schema::events;
 use crate::db::Conn;
-use crate::events::NewEvent;
+use crate::domain::events::NewEvent;
 use diesel::prelude::*;
 use diesel::sql_types::{Int8, Text};
 use diesel_async::RunQueryDsl;

@@ -13,11 +13,29 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// One incident of the tenant.
 pub async fn find(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Option<Incident>> {
     incidents::table.find((tenant_id, id)).select(Incident::as_select()).first(conn).await.optional()
+}
+
+/// Locks the tenant's incidents among `ids` (`FOR UPDATE`, in id order, the order every writer of
+/// several incidents locks them in, so that two writers never wait on each other crosswise) and returns
+/// them as they are now. Missing ids are simply absent.
+pub async fn lock_incidents(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<Incident>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    incidents::table
+        .filter(incidents::tenant_id.eq(tenant_id))
+        .filter(incidents::id.eq_any(ids))
+        .order(incidents::id.asc())
+        .for_update()
+        .select(Incident::as_select())
+        .load(conn)
+        .await
 }
 
 /// What an incident's alerts add up to: the input of its generated name, severity and priority.
@@ -93,6 +111,30 @@ pub struct IncidentStatsRow {
     pub stats: IncidentStats,
 }
 
+/// The text of [`stats_many`]; built once, since its severity rank comes from [`severity_rank_sql`].
+static STATS_MANY_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH a AS (SELECT incident_id, status, severity, title, alert_policy, service_source, category, \
+                               mailboxes, malicious_evidence \
+                        FROM alerts WHERE tenant_id = $1 AND incident_id = ANY($2)), \
+                  m AS (SELECT a.incident_id, count(DISTINCT v) AS n, min(v) AS one \
+                        FROM a CROSS JOIN LATERAL unnest(a.mailboxes) AS v GROUP BY a.incident_id), \
+                  s AS (SELECT incident_id, count(*)::int4 AS alerts, \
+                               (count(*) FILTER (WHERE status <> 'RESOLVED'))::int4 AS open_alerts, \
+                               COALESCE(max({rank}), 0)::int4 AS severity_rank, \
+                               count(DISTINCT title)::int4 AS titles, min(title) AS a_title, \
+                               count(DISTINCT alert_policy)::int4 AS policies, \
+                               count(DISTINCT service_source)::int4 AS sources, \
+                               COALESCE(array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL), '{{}}') AS categories, \
+                               sum(malicious_evidence)::int4 AS malicious_evidence \
+                        FROM a GROUP BY incident_id) \
+             SELECT s.incident_id, s.alerts, s.open_alerts, s.severity_rank, s.titles, s.a_title, s.policies, s.sources, \
+                    s.categories, COALESCE(m.n, 0)::int4 AS mailboxes, m.one AS a_mailbox, s.malicious_evidence \
+             FROM s LEFT JOIN m ON m.incident_id = s.incident_id",
+        rank = severity_rank_sql("severity")
+    )
+});
+
 /// Aggregates of several incidents' alerts in one statement (incidents without alerts are absent).
 pub async fn stats_many(
     conn: &mut Conn,
@@ -103,30 +145,11 @@ pub async fn stats_many(
         return Ok(vec![]);
     }
     // Reads only the incidents' alert rows: each carries its mailboxes and malicious-evidence count.
-    crate::db::prepared::sql(
-        "WITH a AS (SELECT incident_id, status, severity, title, alert_policy, service_source, category, \
-                           mailboxes, malicious_evidence \
-                    FROM alerts WHERE tenant_id = $1 AND incident_id = ANY($2)), \
-              m AS (SELECT a.incident_id, count(DISTINCT v) AS n, min(v) AS one \
-                    FROM a CROSS JOIN LATERAL unnest(a.mailboxes) AS v GROUP BY a.incident_id), \
-              s AS (SELECT incident_id, count(*)::int4 AS alerts, \
-                           (count(*) FILTER (WHERE status <> 'RESOLVED'))::int4 AS open_alerts, \
-                           COALESCE(max(CASE severity WHEN 'HIGH' THEN 4 WHEN 'MEDIUM' THEN 3 WHEN 'LOW' THEN 2 \
-                               WHEN 'INFORMATIONAL' THEN 1 ELSE 0 END), 0)::int4 AS severity_rank, \
-                           count(DISTINCT title)::int4 AS titles, min(title) AS a_title, \
-                           count(DISTINCT alert_policy)::int4 AS policies, \
-                           count(DISTINCT service_source)::int4 AS sources, \
-                           COALESCE(array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL), '{}') AS categories, \
-                           sum(malicious_evidence)::int4 AS malicious_evidence \
-                    FROM a GROUP BY incident_id) \
-         SELECT s.incident_id, s.alerts, s.open_alerts, s.severity_rank, s.titles, s.a_title, s.policies, s.sources, \
-                s.categories, COALESCE(m.n, 0)::int4 AS mailboxes, m.one AS a_mailbox, s.malicious_evidence \
-         FROM s LEFT JOIN m ON m.incident_id = s.incident_id",
-    )
-    .bind::<diesel::sql_types::Text, _>(tenant_id)
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
-    .load(conn)
-    .await
+    crate::db::prepared::sql(&STATS_MANY_SQL)
+        .bind::<diesel::sql_types::Text, _>(tenant_id)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+        .load(conn)
+        .await
 }
 
 /// Writes what a recompute derives (name, severity, priority, alert count, stamp, version) for several
@@ -262,7 +285,7 @@ impl IncidentSort {
         match self {
             IncidentSort::LastUpdateAt => row.last_update_at.timestamp_micros(),
             IncidentSort::CreatedAt => row.created_at.timestamp_micros(),
-            IncidentSort::Severity => crate::db::queries::queue::severity_rank(row.severity),
+            IncidentSort::Severity => i64::from(row.severity.rank()),
             IncidentSort::PriorityScore => i64::from(row.priority_score),
         }
     }

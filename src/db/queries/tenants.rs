@@ -3,6 +3,7 @@
 use crate::db::models::Tenant;
 use crate::db::schema::tenants;
 use crate::db::Conn;
+use crate::domain::settings::SettingsUpdate;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -37,6 +38,20 @@ pub struct SettingsChange {
     pub auto_approve: Option<bool>,
     /// The proposer of an action may not approve it.
     pub four_eyes: Option<bool>,
+}
+
+impl From<SettingsUpdate> for SettingsChange {
+    /// The change a checked update makes (see `domain::settings::validate`).
+    fn from(u: SettingsUpdate) -> Self {
+        Self {
+            strong_key_window_hours: u.strong_key_window_hours,
+            weak_key_window_hours: u.weak_key_window_hours,
+            max_key_prevalence: u.max_key_prevalence,
+            correlation_ignore: u.correlation_ignore,
+            auto_approve: u.auto_approve,
+            four_eyes: u.four_eyes,
+        }
+    }
 }
 
 /// Applies `change` to the tenant's settings and returns the settings as they now are.

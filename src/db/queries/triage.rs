@@ -21,19 +21,6 @@ pub async fn lock_incident(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryR
         .optional()
 }
 
-/// Locks the tenant's incidents among `ids` (`FOR UPDATE`, in id order, the order ingestion locks them
-/// in, so that two writers never wait on each other crosswise). Missing ids are simply absent.
-pub async fn lock_incidents(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<Incident>> {
-    incidents::table
-        .filter(incidents::tenant_id.eq(tenant_id))
-        .filter(incidents::id.eq_any(ids))
-        .order(incidents::id.asc())
-        .select(Incident::as_select())
-        .for_update()
-        .load(conn)
-        .await
-}
-
 /// Moves an incident's `last_update_at` to `now` (never back): something of it that is not one of its
 /// own fields changed (an alert, a comment), and `updatedAfter` must find it.
 pub async fn touch_incident(

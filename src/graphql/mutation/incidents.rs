@@ -4,9 +4,8 @@
 
 use crate::auth::Role;
 use crate::error::{AppError, GqlResult};
-use crate::graphql::query::queue::parse_id;
 use crate::graphql::types::incident::Incident;
-use crate::graphql::{require, state};
+use crate::graphql::{parse_id, require, state};
 use crate::incidents::manual;
 use async_graphql::{Context, InputObject, Object, ID};
 use uuid::Uuid;
@@ -44,10 +43,9 @@ impl IncidentsMutation {
     async fn create_incident(&self, ctx: &Context<'_>, input: CreateIncidentInput) -> GqlResult<Incident> {
         let caller = require(ctx, Role::Analyst)?;
         let ids = parse_ids(&input.alert_ids, manual::MAX_ALERTS, "alerts")?;
-        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        let row =
-            manual::create_incident(&mut conn, caller, &ids, input.display_name.as_deref(), &input.comment)
-                .await?;
+        let pool = &state(ctx).pool;
+        let row = manual::create_incident(pool, caller, &ids, input.display_name.as_deref(), &input.comment)
+            .await?;
         Ok(Incident(row))
     }
 
@@ -65,8 +63,7 @@ impl IncidentsMutation {
         let caller = require(ctx, Role::Analyst)?;
         let incident_id = parse_id(&incident_id)?;
         let ids = parse_ids(&alert_ids, manual::MAX_ALERTS, "alerts")?;
-        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        Ok(Incident(manual::link_alerts(&mut conn, caller, incident_id, &ids, &comment).await?))
+        Ok(Incident(manual::link_alerts(&state(ctx).pool, caller, incident_id, &ids, &comment).await?))
     }
 
     /// Merges 2 to 5 open incidents whose owner, classification and determination are equal or empty.
@@ -89,7 +86,6 @@ impl IncidentsMutation {
             .into());
         }
         let ids = incident_ids.iter().map(parse_id).collect::<Result<Vec<_>, _>>()?;
-        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        Ok(Incident(manual::merge_incidents(&mut conn, caller, &ids, &comment).await?))
+        Ok(Incident(manual::merge_incidents(&state(ctx).pool, caller, &ids, &comment).await?))
     }
 }

@@ -1,10 +1,10 @@
 //! `updateTenantSettings` (admin only).
 
 use crate::auth::Role;
-use crate::domain::settings;
 use crate::error::{AppError, GqlResult};
 use crate::graphql::types::settings::{TenantSettings, UpdateTenantSettingsInput};
 use crate::graphql::{require, state};
+use crate::tenants;
 use async_graphql::{Context, Object};
 
 /// Mutation part for tenant settings.
@@ -23,7 +23,7 @@ impl SettingsMutation {
     ) -> GqlResult<TenantSettings> {
         let caller = require(ctx, Role::Admin)?;
         let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        let t = settings::update(&mut conn, &caller.tenant_id, &caller.sub, &input.into()).await?;
+        let t = tenants::update(&mut conn, &caller.tenant_id, &caller.sub, &input.into()).await?;
         Ok(TenantSettings(t))
     }
 }

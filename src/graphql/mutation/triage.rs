@@ -4,9 +4,8 @@
 use crate::auth::Role;
 use crate::domain::enums::{AlertStatus, Classification, Determination, IncidentStatus, Severity};
 use crate::error::{AppError, GqlResult};
-use crate::graphql::query::queue::parse_id;
 use crate::graphql::types::{alert::Alert, comment::Comment, incident::Incident};
-use crate::graphql::{require, state};
+use crate::graphql::{parse_id, require, state};
 use crate::triage::{self, AlertPatch, IncidentPatch};
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, ID};
 

@@ -11,21 +11,13 @@ use crate::graphql::types::connection::{
 use crate::graphql::types::filters::{AlertFilterInput, AlertOrder, IncidentFilterInput, IncidentOrder};
 use crate::graphql::types::summary::{IncidentSummary, SUMMARY_STATUSES};
 use crate::graphql::types::{alert::Alert, incident::Incident};
-use crate::graphql::{loaders, require, state};
+use crate::graphql::{loaders, parse_id, require, state};
 use async_graphql::{Context, Object, ID};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Query part for the queues.
 #[derive(Default)]
 pub struct QueueQuery;
-
-/// Parses a client-supplied id; a malformed one is `BAD_USER_INPUT`.
-pub fn parse_id(id: &ID) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id.as_str()).map_err(|_| {
-        AppError::bad(format!("{} is not a valid id (a UUID)", crate::domain::text::excerpt(id.as_str())))
-    })
-}
 
 /// Decodes `after` for a list ordered by a key that is a timestamp (`is_time`) or a number.
 fn after_keyset(scope: &str, after: Option<&str>, is_time: bool) -> AppResult<Option<Keyset>> {

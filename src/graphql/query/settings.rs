@@ -1,10 +1,10 @@
 //! `tenantSettings`: the caller's tenant's correlation and approval settings (readers and above).
 
 use crate::auth::Role;
-use crate::domain::settings;
 use crate::error::{AppError, GqlResult};
 use crate::graphql::types::settings::TenantSettings;
 use crate::graphql::{require, state};
+use crate::tenants;
 use async_graphql::{Context, Object};
 
 /// Query part for tenant settings.
@@ -17,6 +17,6 @@ impl SettingsQuery {
     async fn tenant_settings(&self, ctx: &Context<'_>) -> GqlResult<TenantSettings> {
         let caller = require(ctx, Role::Reader)?;
         let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        Ok(TenantSettings(settings::get(&mut conn, &caller.tenant_id).await?))
+        Ok(TenantSettings(tenants::get(&mut conn, &caller.tenant_id).await?))
     }
 }

@@ -7,7 +7,7 @@ use crate::db::queries::queue::SortDir;
 use crate::domain::enums::*;
 use crate::domain::{text, time};
 use crate::error::{AppError, AppResult};
-use crate::graphql::query::queue::parse_id;
+use crate::graphql::parse_id;
 use async_graphql::{Enum, InputObject, ID};
 use chrono::{DateTime, Utc};
 

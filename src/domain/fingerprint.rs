@@ -1,7 +1,7 @@
 //! The fingerprint of what a source sent about an alert, so a re-send that changes nothing is recognised
 //! and changes nothing (issue 8 §3): detection sources retry, and a retry must not move incidents.
 
-use super::validate::PreparedAlert;
+use super::alert::PreparedAlert;
 use sha2::{Digest, Sha256};
 
 /// A hash of every field of the validated (normalised) alert that ingestion stores: equal exactly when a
