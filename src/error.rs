@@ -22,10 +22,15 @@ pub enum AppError {
     Conflict(String),
     /// Anything else: database failures, bugs. The detail is logged, never sent.
     Internal(String),
-    /// The transaction collided with another (deadlock, serialisation failure) or lost its connection:
-    /// safe to retry, and retried where the operation allows; what still fails reaches the client as
-    /// `UNAVAILABLE`. The detail is logged, never sent.
+    /// The transaction collided with another (deadlock, serialisation failure): PostgreSQL rolled it
+    /// back, so it is safe to run again, and retried where the operation allows; what still fails reaches
+    /// the client as `UNAVAILABLE`. The detail is logged, never sent.
     Transient(String),
+    /// The connection to the database was lost mid-way. If that happened while `COMMIT` was under way,
+    /// the change may have been made: only work that is harmless to repeat (an ingest batch) is retried;
+    /// anything else reaches the client as `UNAVAILABLE`, told to look before repeating. The detail is
+    /// logged, never sent.
+    ConnectionLost(String),
     /// The database could not serve the request now (no connection within the pool's wait, a statement
     /// timeout, the server starting or stopping): `UNAVAILABLE`, with this message, which holds no
     /// internal detail.
@@ -45,7 +50,7 @@ impl AppError {
             AppError::BadInput(_) => "BAD_USER_INPUT",
             AppError::Conflict(_) => "CONFLICT",
             AppError::Internal(_) => "INTERNAL",
-            AppError::Transient(_) | AppError::Unavailable(_) => "UNAVAILABLE",
+            AppError::Transient(_) | AppError::ConnectionLost(_) | AppError::Unavailable(_) => "UNAVAILABLE",
         }
     }
 
@@ -60,8 +65,12 @@ impl AppError {
             | AppError::Unavailable(m) => m.clone(),
             AppError::Internal(_) => "internal server error".to_string(),
             AppError::Transient(_) => {
-                "the database was busy (a conflicting change, or a lost connection); nothing was changed: \
-                 retry the request"
+                "the database was busy (a conflicting change); nothing was changed: retry the request"
+                    .to_string()
+            }
+            AppError::ConnectionLost(_) => {
+                "the connection to the database was lost; a change may or may not have been made, so read \
+                 what the request changes before repeating it"
                     .to_string()
             }
         }
@@ -83,15 +92,15 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         let detail = format!("database: {e}");
         match &e {
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => AppError::Transient(detail),
             Error::DatabaseError(
-                DatabaseErrorKind::SerializationFailure
-                | DatabaseErrorKind::UnableToSendCommand
-                | DatabaseErrorKind::ClosedConnection,
+                DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
                 _,
             )
-            | Error::BrokenTransactionManager => AppError::Transient(detail),
+            | Error::BrokenTransactionManager => AppError::ConnectionLost(detail),
             Error::DatabaseError(_, info) => match transient_kind(info.message()) {
                 Some(Busy::Retry) => AppError::Transient(detail),
+                Some(Busy::Lost) => AppError::ConnectionLost(detail),
                 Some(Busy::Refuse(message)) => {
                     tracing::warn!(error = %detail, "database unavailable");
                     AppError::Unavailable(message.to_string())
@@ -105,24 +114,23 @@ impl From<diesel::result::Error> for AppError {
 
 /// How a busy or unreachable database is answered.
 enum Busy {
-    /// Roll back and run the transaction again.
+    /// Rolled back: run the transaction again.
     Retry,
+    /// The connection went away: rolled back, unless it happened during `COMMIT`.
+    Lost,
     /// Not worth retrying at once: tell the client, with this message.
     Refuse(&'static str),
 }
 
 /// Recognises PostgreSQL's transient failures by their message (the driver passes no SQLSTATE on).
 fn transient_kind(message: &str) -> Option<Busy> {
-    const RETRY: [&str; 6] = [
-        "deadlock detected",
-        "could not serialize access",
-        "terminating connection",
-        "server closed the connection",
-        "connection reset",
-        "out of shared memory",
-    ];
+    const RETRY: [&str; 3] = ["deadlock detected", "could not serialize access", "out of shared memory"];
     if RETRY.iter().any(|m| message.contains(m)) {
         return Some(Busy::Retry);
+    }
+    const LOST: [&str; 3] = ["terminating connection", "server closed the connection", "connection reset"];
+    if LOST.iter().any(|m| message.contains(m)) {
+        return Some(Busy::Lost);
     }
     if message.contains("canceling statement due to") {
         return Some(Busy::Refuse(
@@ -170,6 +178,7 @@ impl From<AppError> for async_graphql::Error {
         match &e {
             AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
             AppError::Transient(detail) => tracing::warn!(error = %detail, "database busy after retries"),
+            AppError::ConnectionLost(detail) => tracing::warn!(error = %detail, "database connection lost"),
             _ => {}
         }
         let message = e.public_message();

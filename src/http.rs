@@ -285,7 +285,9 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
     // One deadline for the whole request, batch included.
     let deadline = tokio::time::Instant::now() + s.request_timeout;
     let auth = authenticate(&s.app, headers).await;
-    if let Some(Err(e @ (AppError::Unavailable(_) | AppError::Transient(_)))) = &auth {
+    if let Some(Err(e @ (AppError::Unavailable(_) | AppError::Transient(_) | AppError::ConnectionLost(_)))) =
+        &auth
+    {
         // Nothing ran yet, so the client may simply send the request again.
         return unavailable_before_execution(s, e);
     }

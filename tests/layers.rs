@@ -35,7 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tenants", &["db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
     ("config", &["auth", "db", "events", "domain", "error"]),
-    ("state", &["auth", "db", "events", "domain", "error"]),
+    ("state", &["auth", "db", "events", "metrics", "domain", "error"]),
     // Thin resolvers: they call services for every write and rule, and read rows through `db` (row
     // models, the queue's read queries, the loaders' batched reads), as they always have.
     (
@@ -55,8 +55,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
         ],
     ),
-    // The edges: HTTP and WebSocket serving, the crate root (`lib`) and the binary (`main`).
+    // The edges: HTTP, WebSocket and playground serving, the crate root (`lib`) and the binary (`main`).
     ("http", ANY),
+    ("playground", ANY),
     ("ws", ANY),
     ("lib", ANY),
     ("main", ANY),

@@ -36,15 +36,32 @@ where
 }
 
 /// Runs `attempt` until it succeeds, fails with an error other than `Transient`, or has run `ATTEMPTS`
-/// times, each time on a connection freshly taken from `pool` (the one before may be the one that was
-/// lost), waiting [`backoff`] between tries. `what` names the work in the log. Returns the last outcome:
-/// after the last try, the `Transient` error itself, for the caller to report as it sees fit.
+/// times, each time on a connection freshly taken from `pool`, waiting [`backoff`] between tries. `what`
+/// names the work in the log. Returns the last outcome: after the last try, the `Transient` error itself,
+/// for the caller to report as it sees fit.
 ///
-/// Only for work whose failed attempt rolled back entirely (one transaction, plus statements that are
-/// idempotent on their own), so that running it again is as if it had run once. Never for work whose
-/// failure may follow a commit whose outcome is unknown (the connection lost during `COMMIT`) unless,
-/// like an ingest batch, running it again after it committed changes nothing.
+/// `Transient` is a collision (deadlock, serialisation failure, a row moved between reading and
+/// locking): PostgreSQL rolled the attempt back, so running it again is as if it had run once. A lost
+/// connection (`ConnectionLost`) is not retried here: it may have struck during `COMMIT`, and the work may
+/// have been done; see [`retry_idempotent`] for work that is harmless to repeat.
 pub async fn retry_transient<T, A>(pool: &Pool, what: &str, attempt: A) -> AppResult<T>
+where
+    A: for<'c> Attempt<'c, T> + Clone + Send,
+{
+    retry(pool, what, false, attempt).await
+}
+
+/// [`retry_transient`], also retrying a lost connection (whose last attempt's outcome is unknown), for
+/// work that changes nothing when it runs again after it committed (an ingest batch: re-sending is
+/// idempotent). Returns the last `Transient` or `ConnectionLost` error after the last try.
+pub async fn retry_idempotent<T, A>(pool: &Pool, what: &str, attempt: A) -> AppResult<T>
+where
+    A: for<'c> Attempt<'c, T> + Clone + Send,
+{
+    retry(pool, what, true, attempt).await
+}
+
+async fn retry<T, A>(pool: &Pool, what: &str, lost_too: bool, attempt: A) -> AppResult<T>
 where
     A: for<'c> Attempt<'c, T> + Clone + Send,
 {
@@ -55,6 +72,10 @@ where
         match attempt.clone()(&mut conn).await {
             Err(AppError::Transient(detail)) if tries < ATTEMPTS => {
                 tracing::warn!(attempt = tries, %detail, "{what} collided; retrying");
+                backoff(tries).await;
+            }
+            Err(AppError::ConnectionLost(detail)) if lost_too && tries < ATTEMPTS => {
+                tracing::warn!(attempt = tries, %detail, "{what} lost its connection; retrying");
                 backoff(tries).await;
             }
             other => return other,

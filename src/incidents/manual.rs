@@ -37,7 +37,7 @@ use crate::events::{self, NewEvent};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel_async::AsyncConnection;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// Most incidents one merge takes (Defender's limit).
@@ -146,7 +146,8 @@ async fn link_tx(
 async fn merge_tx(c: &mut Conn, caller: &Caller, ids: &[Uuid], comment: &str) -> AppResult<Incident> {
     let tid = caller.tenant_id.as_str();
     let locked = iq::lock_incidents(c, tid, ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !locked.iter().any(|i| i.id == **id)) {
+    let found: HashSet<Uuid> = locked.iter().map(|i| i.id).collect();
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
         return Err(incident_not_found(*missing));
     }
     for i in &locked {
@@ -244,7 +245,8 @@ async fn lock_alerts_and_incidents(
         }
     }
     let alerts = q::alerts_by_ids(c, tid, ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !alerts.iter().any(|a| a.id == **id)) {
+    let found: HashSet<Uuid> = alerts.iter().map(|a| a.id).collect();
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
         return Err(AppError::NotFound(format!("alert {missing} not found; nothing was changed")));
     }
     if let Some(a) = alerts.iter().find(|a| !locked.contains_key(&a.incident_id)) {
@@ -521,13 +523,8 @@ fn incident_not_found(id: Uuid) -> AppError {
 
 /// The ids once each, in the order given.
 fn distinct(ids: &[Uuid]) -> Vec<Uuid> {
-    let mut out: Vec<Uuid> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !out.contains(id) {
-            out.push(*id);
-        }
-    }
-    out
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
 /// The alert ids once each: at least one, at most `MAX_ALERTS`.

@@ -7,7 +7,7 @@ use super::validate::prepare;
 use crate::auth::{Caller, Role};
 use crate::correlation::engine::{place_all, preread, stage, Batch, Placement, Staged};
 use crate::db::queries::{correlation as q, tenants};
-use crate::db::retry::{retry_transient, ATTEMPTS};
+use crate::db::retry::{retry_idempotent, ATTEMPTS};
 use crate::db::Pool;
 use crate::domain::alert::PreparedAlert;
 use crate::domain::locks::lock_id;
@@ -54,7 +54,7 @@ pub async fn ingest_alerts(
     if !good.is_empty() {
         let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
         // Re-sending a batch is idempotent, so even an attempt whose commit went unanswered may run again.
-        let result = retry_transient(pool, "ingest transaction", async |conn| {
+        let result = retry_idempotent(pool, "ingest transaction", async |conn| {
             // The key rows exist before the transaction (a statement of its own, committed at once), so
             // the transaction's key locks are quick: they lock rows, and insert one only if it vanished.
             q::ensure_key_rows(conn, tid, &key_locks).await?;
@@ -84,6 +84,14 @@ pub async fn ingest_alerts(
                 return Err(AppError::Unavailable(format!(
                     "the database was busy and the batch could not be stored after {ATTEMPTS} tries; \
                      nothing of it was stored: retry the same batch (re-sending is idempotent)"
+                )));
+            }
+            Err(AppError::ConnectionLost(detail)) => {
+                tracing::warn!(attempt = ATTEMPTS, %detail, "ingest lost its connection on every try");
+                return Err(AppError::Unavailable(format!(
+                    "the connection to the database was lost on each of {ATTEMPTS} tries, the last one \
+                     perhaps while committing: retry the same batch (re-sending is idempotent, so it is \
+                     stored once either way)"
                 )));
             }
             other => other?,

@@ -59,12 +59,8 @@ pub async fn update_incidents(
         return Err(AppError::bad(format!("at most {MAX_BULK} incidents at once ({} given)", ids.len())));
     }
     let patch = patch.validated()?;
-    let mut wanted: Vec<Uuid> = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !wanted.contains(id) {
-            wanted.push(*id);
-        }
-    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let wanted: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
@@ -72,7 +68,8 @@ pub async fn update_incidents(
     conn.transaction(async |c| {
         // `lock_incidents` locks in id order, the order every writer of several incidents uses.
         let locked = queries::incidents::lock_incidents(c, tenant, &wanted).await?;
-        if let Some(missing) = wanted.iter().find(|id| !locked.iter().any(|i| i.id == **id)) {
+        let found: std::collections::HashSet<Uuid> = locked.iter().map(|i| i.id).collect();
+        if let Some(missing) = wanted.iter().find(|id| !found.contains(id)) {
             return Err(AppError::NotFound(format!("incident {missing} not found; nothing was changed")));
         }
         let mut changes = Changes::new(tenant);
