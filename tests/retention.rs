@@ -93,7 +93,7 @@ async fn pruned_cursors_are_refused_and_recent_ones_resume() {
 
     // Batches of one row: the pass loops until the tenant is done.
     let report = retention::prune(&app.state.pool, HOUR, 1).await.expect("prune");
-    assert_eq!(report, retention::PruneReport { ran: true, tenants: 1, deleted: 4 });
+    assert_eq!((report.ran, report.tenants, report.deleted), (true, 1, 4), "{report:?}");
     let left = seqs(&app, "contoso").await;
     assert!(left.iter().all(|s| *s > old[3]) && left.len() == 4, "only recent events stay: {left:?}");
     assert_eq!(watermark(&app, "contoso").await, old[3]);
@@ -101,7 +101,7 @@ async fn pruned_cursors_are_refused_and_recent_ones_resume() {
     assert_eq!(watermark(&app, "fabrikam").await, 0);
     // Nothing left to do: a second pass deletes nothing and keeps the watermark.
     let again = retention::prune(&app.state.pool, HOUR, 1).await.expect("prune again");
-    assert_eq!(again, retention::PruneReport { ran: true, tenants: 0, deleted: 0 });
+    assert_eq!(again, retention::PruneReport { ran: true, tenants: 0, deleted: 0, key_rows: 0 });
     assert_eq!(watermark(&app, "contoso").await, old[3]);
 
     // A cursor below the watermark: events after it are gone, so it is refused with a clear message.
@@ -159,4 +159,37 @@ async fn replicas_pruning_at_once_delete_each_event_once() {
     let mut conn = app.state.pool.get().await.expect("conn");
     let w = parapet::db::queries::events::raise_watermark(&mut conn, "contoso", 1).await.expect("raise");
     assert_eq!(w, *c.last().expect("events"));
+}
+
+#[tokio::test]
+async fn key_lock_rows_nobody_holds_are_pruned_and_correlation_carries_on() {
+    let app = TestApp::new().await;
+    let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let campaign = |id: &str, to: &str| url_alert(id, to, "https://keys.example/pay", "x@evil.example");
+    let first = app.ok(&ing, INGEST, json!({ "alerts": [campaign("k1", "a@contoso.com")] })).await;
+    let incident = first["ingestAlerts"]["items"][0]["alert"]["incident"]["id"].clone();
+    let rows = || async {
+        let mut conn = app.state.pool.get().await.expect("conn");
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::Int8)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM correlation_locks")
+            .get_result::<N>(&mut conn)
+            .await
+            .expect("count")
+            .n
+    };
+    let before = rows().await;
+    assert!(before > 0, "ingestion made key rows");
+
+    let report = retention::prune(&app.state.pool, HOUR, 2).await.expect("prune");
+    assert_eq!(report.key_rows, before as u64, "{report:?}");
+    assert_eq!(rows().await, 0);
+
+    // Rows come back on demand, and the next alert of the campaign still joins its incident.
+    let next = app.ok(&ing, INGEST, json!({ "alerts": [campaign("k2", "b@contoso.com")] })).await;
+    assert_eq!(next["ingestAlerts"]["items"][0]["alert"]["incident"]["id"], incident, "{next:#}");
+    assert!(rows().await > 0);
 }

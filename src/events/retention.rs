@@ -6,7 +6,11 @@
 //! a subscriber that reads it after its replay page can tell whether anything it had not yet seen was
 //! deleted (see [`super::stream`]). Replicas coordinate with a session advisory lock, so one prunes at
 //! a time; the steps are idempotent anyway (the watermark only rises, deletes of deleted rows are no-ops).
+//!
+//! The same pass empties the correlation key-lock table of rows no transaction holds: they are made
+//! again on demand, and the table would otherwise keep a row for every key ever seen.
 
+use crate::db::queries::correlation::prune_key_rows;
 use crate::db::queries::events as q;
 use crate::db::Pool;
 use crate::domain::locks::lock_id;
@@ -46,6 +50,8 @@ pub struct PruneReport {
     pub tenants: usize,
     /// Events deleted.
     pub deleted: u64,
+    /// Correlation key-lock rows deleted (none held at the time).
+    pub key_rows: u64,
 }
 
 fn prune_lock() -> i64 {
@@ -78,6 +84,13 @@ pub async fn prune(pool: &Pool, window: Duration, batch: i64) -> AppResult<Prune
                 }
             }
         }
+        loop {
+            let n = prune_key_rows(&mut conn, batch).await?;
+            report.key_rows += n as u64;
+            if (n as i64) < batch {
+                break;
+            }
+        }
         Ok(())
     }
     .await;
@@ -98,9 +111,12 @@ pub fn spawn(pool: Pool, settings: RetentionSettings) -> tokio::task::JoinHandle
         loop {
             tick.tick().await;
             match prune(&pool, settings.window, settings.batch).await {
-                Ok(r) if r.deleted > 0 => {
-                    tracing::info!(tenants = r.tenants, deleted = r.deleted, "pruned expired events")
-                }
+                Ok(r) if r.deleted > 0 || r.key_rows > 0 => tracing::info!(
+                    tenants = r.tenants,
+                    deleted = r.deleted,
+                    key_rows = r.key_rows,
+                    "pruned expired events and idle key rows"
+                ),
                 Ok(r) if !r.ran => tracing::debug!("another replica is pruning events"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = ?e, "pruning expired events failed; will retry"),

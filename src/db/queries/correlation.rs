@@ -48,6 +48,20 @@ pub async fn ensure_key_rows(conn: &mut Conn, tenant_id: &str, hashes: &[i64]) -
     .await
 }
 
+/// Deletes up to `limit` key rows no transaction holds (`SKIP LOCKED`), over every tenant; returns how
+/// many went. Safe at any moment: a batch finds a missing row again through [`ensure_key_rows`], and
+/// its locking statement re-inserts one that vanished in between (waiting, through the conflict, for a
+/// delete still under way), so two batches sharing a key still serialise.
+pub async fn prune_key_rows(conn: &mut Conn, limit: i64) -> QueryResult<usize> {
+    prepared::sql(
+        "DELETE FROM correlation_locks WHERE (tenant_id, key_hash) IN ( \
+             SELECT tenant_id, key_hash FROM correlation_locks LIMIT $1 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<Int8, _>(limit)
+    .execute(conn)
+    .await
+}
+
 /// Runs `statement` on the tenant's key hashes, once each, in ascending order (the order every
 /// transaction takes key locks in).
 async fn key_rows(
