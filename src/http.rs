@@ -312,17 +312,7 @@ async fn execute(s: &HttpState, headers: &HeaderMap, batch: BatchRequest, over_g
         let elapsed = started.elapsed();
         let outcome = if resp.errors.is_empty() { Outcome::Ok } else { Outcome::Error };
         s.app.metrics.record_request(&name, outcome, elapsed);
-        let codes: Vec<String> = resp
-            .errors
-            .iter()
-            .map(|e| {
-                e.extensions
-                    .as_ref()
-                    .and_then(|x| x.get("code"))
-                    .map(|v| v.to_string().trim_matches('"').to_string())
-                    .unwrap_or_else(|| "GRAPHQL".into())
-            })
-            .collect();
+        let codes: Vec<String> = resp.errors.iter().map(error_code).collect();
         tracing::info!(
             operation = if name.is_empty() { "anonymous" } else { name.as_str() },
             outcome = outcome.as_str(),
@@ -354,6 +344,15 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Result<Call
         Ok(v) => app.authenticate(v).await,
         Err(_) => Err(AppError::Unauthenticated("Authorization header is not text".into())),
     })
+}
+
+/// An error's `extensions.code` for the log (`GRAPHQL` for one the schema raised without a code).
+pub(crate) fn error_code(e: &async_graphql::ServerError) -> String {
+    e.extensions
+        .as_ref()
+        .and_then(|x| x.get("code"))
+        .map(|v| v.to_string().trim_matches('"').to_string())
+        .unwrap_or_else(|| "GRAPHQL".into())
 }
 
 /// The answer to a request refused because the database could not be reached in time (HTTP 503):

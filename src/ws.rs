@@ -351,15 +351,7 @@ impl Operation {
     }
 
     fn saw(&mut self, errors: &[async_graphql::ServerError]) {
-        for e in errors {
-            let code = e
-                .extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .map(|v| v.to_string().trim_matches('"').to_string())
-                .unwrap_or_else(|| "GRAPHQL".into());
-            self.errors.insert(code);
-        }
+        self.errors.extend(errors.iter().map(crate::http::error_code));
     }
 }
 

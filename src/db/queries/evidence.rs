@@ -3,7 +3,7 @@
 
 use crate::db::models::Evidence;
 use crate::db::queries::queue::TimeKeyset;
-use crate::db::schema::{alerts, evidence};
+use crate::db::schema::evidence;
 use crate::db::Conn;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -25,28 +25,6 @@ pub async fn by_alerts(conn: &mut Conn, tenant_id: &str, alert_ids: &[Uuid]) -> 
         .await
 }
 
-/// Evidence of every alert of each of `incident_ids`, with the incident it belongs to, oldest first.
-pub async fn by_incidents(
-    conn: &mut Conn,
-    tenant_id: &str,
-    incident_ids: &[Uuid],
-) -> QueryResult<Vec<(Uuid, Evidence)>> {
-    if incident_ids.is_empty() {
-        return Ok(vec![]);
-    }
-    evidence::table
-        .inner_join(
-            alerts::table
-                .on(alerts::tenant_id.eq(evidence::tenant_id).and(alerts::id.eq(evidence::alert_id))),
-        )
-        .filter(evidence::tenant_id.eq(tenant_id))
-        .filter(alerts::incident_id.eq_any(incident_ids))
-        .order_by((evidence::created_at, evidence::id))
-        .select((alerts::incident_id, Evidence::as_select()))
-        .load(conn)
-        .await
-}
-
 /// An entity of an incident: what every evidence row naming it adds up to. The latest row's data is
 /// read apart ([`latest_of_entities`]), for the page's entities only.
 #[derive(Debug, Clone, QueryableByName)]
@@ -57,9 +35,6 @@ pub struct EntitySummary {
     /// The entity.
     #[diesel(sql_type = Text)]
     pub entity_key: String,
-    /// Kind (stored spelling).
-    #[diesel(sql_type = Text)]
-    pub kind: String,
     /// When the entity was first recorded.
     #[diesel(sql_type = Timestamptz)]
     pub first_at: DateTime<Utc>,
@@ -98,12 +73,12 @@ pub async fn entities_by_incidents(
         return Ok(vec![]);
     }
     crate::db::prepared::sql(
-        "SELECT p.incident_id, g.entity_key, g.kind, g.first_at, g.first_id, g.verdicts, g.roles, \
+        "SELECT p.incident_id, g.entity_key, g.first_at, g.first_id, g.verdicts, g.roles, \
                 g.alert_ids, g.alert_count \
          FROM unnest($2::uuid[]) AS p(incident_id) \
          CROSS JOIN LATERAL ( \
              SELECT * FROM ( \
-                 SELECT e.entity_key, min(e.kind) AS kind, min(e.created_at) AS first_at, \
+                 SELECT e.entity_key, min(e.created_at) AS first_at, \
                         (array_agg(e.id ORDER BY e.created_at, e.id))[1] AS first_id, \
                         array_agg(DISTINCT e.verdict) AS verdicts, \
                         array_remove(array_agg(DISTINCT r.role), NULL) AS roles, \

@@ -18,10 +18,8 @@ use serde::{Deserialize, Serialize};
 /// An alert from a detection source.
 pub struct Alert(pub models::Alert);
 
-fn evidence_complexity(first: Option<i32>, child_complexity: usize) -> usize {
-    let n = first.map_or(MAX_EVIDENCE, |n| usize::try_from(n).unwrap_or(0).min(MAX_EVIDENCE));
-    n.saturating_mul(child_complexity).max(1)
-}
+/// An alert's evidence list is capped at ingestion, not paged: its cap is its page.
+const EVIDENCE_CAP: i64 = MAX_EVIDENCE as i64;
 
 /// A correlation key.
 #[derive(SimpleObject, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
@@ -152,12 +150,14 @@ impl Alert {
     /// Its evidence, oldest first: the first `first` items (default all, which ingestion caps at 200).
     /// A list rather than a connection because of that cap; it counts in the query's complexity by
     /// `first`, or by the cap when `first` is not given.
-    #[graphql(complexity = "evidence_complexity(first, child_complexity)")]
+    #[graphql(
+        complexity = "connection::complexity_within(first, EVIDENCE_CAP, EVIDENCE_CAP, child_complexity)"
+    )]
     async fn evidence(&self, ctx: &Context<'_>, first: Option<i32>) -> GqlResult<Vec<Evidence>> {
         require(ctx, Role::Reader)?;
-        let limit = connection::page_size_within(first, MAX_EVIDENCE, MAX_EVIDENCE)?;
+        let limit = connection::page_size_within(first, EVIDENCE_CAP, EVIDENCE_CAP)?;
         let rows = loaders::loaders(ctx).alert_evidence(&self.0.tenant_id, self.0.id).await?;
-        Ok(rows.iter().take(limit).map(Evidence::from_row).collect())
+        Ok(rows.iter().take(usize::try_from(limit).unwrap_or(0)).map(Evidence::from_row).collect())
     }
     /// Comments, oldest first (default page 50, at most 100).
     #[graphql(

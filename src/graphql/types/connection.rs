@@ -28,25 +28,17 @@ const MAX_CURSOR_LEN: usize = 512;
 
 /// The page size: `first`, else `default`; negative or above `MAX_PAGE` is `BAD_USER_INPUT` (not clamped).
 pub fn page_size(first: Option<i32>, default: i64) -> AppResult<i64> {
-    match first {
-        None => Ok(default),
-        Some(n) if n < 0 => Err(AppError::bad(format!("first must not be negative, got {n}"))),
-        Some(n) if i64::from(n) > MAX_PAGE => {
-            Err(AppError::bad(format!("first may be at most {MAX_PAGE}, got {n}")))
-        }
-        Some(n) => Ok(i64::from(n)),
-    }
+    page_size_within(first, default, MAX_PAGE)
 }
 
-/// A list's item count: `first`, else `default`; negative or above `max` is `BAD_USER_INPUT`.
-pub fn page_size_within(first: Option<i32>, default: usize, max: usize) -> AppResult<usize> {
-    match first {
+/// A list's item count: `first`, else `default`; negative or above `max` is `BAD_USER_INPUT` (not
+/// clamped). [`page_size`] is this with the connections' cap.
+pub fn page_size_within(first: Option<i32>, default: i64, max: i64) -> AppResult<i64> {
+    match first.map(i64::from) {
         None => Ok(default),
-        Some(n) => match usize::try_from(n) {
-            Err(_) => Err(AppError::bad(format!("first must not be negative, got {n}"))),
-            Ok(n) if n > max => Err(AppError::bad(format!("first may be at most {max}, got {n}"))),
-            Ok(n) => Ok(n),
-        },
+        Some(n) if n < 0 => Err(AppError::bad(format!("first must not be negative, got {n}"))),
+        Some(n) if n > max => Err(AppError::bad(format!("first may be at most {max}, got {n}"))),
+        Some(n) => Ok(n),
     }
 }
 
@@ -306,7 +298,12 @@ pub const INCIDENT_EVIDENCE_SCOPE: &str = "incident.evidence";
 /// The complexity of a list field: its page (`first`, else `default`) times what each
 /// item asks for, so a query's cost is bounded by what it can make the server load.
 pub fn complexity(first: Option<i32>, default: i64, child_complexity: usize) -> usize {
-    let page = first.map_or(default, |n| i64::from(n).clamp(0, MAX_PAGE));
+    complexity_within(first, default, MAX_PAGE, child_complexity)
+}
+
+/// [`complexity`] for a list capped at `max` items rather than at a connection's page.
+pub fn complexity_within(first: Option<i32>, default: i64, max: i64, child_complexity: usize) -> usize {
+    let page = first.map_or(default, |n| i64::from(n).clamp(0, max));
     usize::try_from(page).unwrap_or(0).saturating_mul(child_complexity).max(1)
 }
 

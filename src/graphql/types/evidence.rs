@@ -393,20 +393,6 @@ impl Evidence {
         };
         Self::build(common, &row.data)
     }
-
-    /// Kind of this evidence.
-    pub fn evidence_kind(&self) -> EvidenceKind {
-        match self {
-            Evidence::Email(e) => e.common.kind,
-            Evidence::MailCluster(e) => e.common.kind,
-            Evidence::Mailbox(e) => e.common.kind,
-            Evidence::MailboxConfiguration(e) => e.common.kind,
-            Evidence::User(e) => e.common.kind,
-            Evidence::Url(e) => e.common.kind,
-            Evidence::File(e) => e.common.kind,
-            Evidence::Ip(e) => e.common.kind,
-        }
-    }
 }
 
 fn parse_roles(raw: &[String]) -> Vec<EvidenceRole> {
