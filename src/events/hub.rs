@@ -188,7 +188,10 @@ impl Hub {
             due = due
                 .into_iter()
                 .filter(|(t, _)| counts.get(t.as_str()).is_some_and(|n| *n >= PAGE))
-                .filter_map(|(t, _)| feeds.get(&t).map(|f| (t.clone(), f.last)))
+                .filter_map(|(t, _)| {
+                    let last = feeds.get(&t)?.last;
+                    Some((t, last))
+                })
                 .collect();
         }
         Ok(())
@@ -197,8 +200,7 @@ impl Hub {
 
 /// Reads up to `limit` events after `after` with the objects they name, loading each object once.
 pub async fn read(conn: &mut Conn, tenant_id: &str, after: i64, limit: i64) -> AppResult<Vec<Arc<HubEvent>>> {
-    let rows = q::after(conn, tenant_id, after, limit).await?;
-    attach(conn, rows).await
+    read_many(conn, &[(tenant_id.to_string(), after)], limit).await
 }
 
 /// Reads, for each `(tenant, after)`, up to `limit` of the tenant's events after `after`, with the

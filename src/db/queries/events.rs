@@ -70,18 +70,6 @@ pub struct EventRow {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The tenant's events after `after`, oldest first, at most `limit`.
-pub async fn after(conn: &mut Conn, tenant_id: &str, after: i64, limit: i64) -> QueryResult<Vec<EventRow>> {
-    events::table
-        .filter(events::tenant_id.eq(tenant_id))
-        .filter(events::seq.gt(after))
-        .order(events::seq.asc())
-        .limit(limit)
-        .select(EventRow::as_select())
-        .load(conn)
-        .await
-}
-
 /// For each `(tenant, after)`, up to `limit` of the tenant's events after `after`, oldest first: one
 /// statement (an index range per tenant) however many tenants are asked for.
 pub async fn after_many(conn: &mut Conn, due: &[(String, i64)], limit: i64) -> QueryResult<Vec<EventRow>> {
