@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod http;
 pub mod incidents;
 pub mod ingest;
+pub mod mail;
 pub mod metrics;
 pub mod playground;
 pub mod state;

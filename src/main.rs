@@ -209,6 +209,8 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     let pool = parapet::db::build_pool(url, &config.pool_settings())?;
     // Every replica runs the pruner; an advisory lock lets one of them work at a time.
     let pruner = parapet::events::retention::spawn(pool.clone(), config.retention());
+    // Likewise the mail store's partitions: made ahead, retired after 30 days.
+    let partitions = parapet::mail::partitions::spawn(pool.clone(), config.retention().interval);
     let state = AppState::new(pool, verifier);
     let schema = parapet::graphql::build_schema(state.clone(), &config.limits());
     let router = parapet::http::router_with(state, schema, &config.into());
@@ -237,6 +239,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     tokio::select! {
         ended = &mut server => {
             pruner.abort();
+            partitions.abort();
             return match ended {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e).context("the HTTP server failed"),
@@ -248,6 +251,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
         }
     }
     pruner.abort();
+    partitions.abort();
     let _ = stop_tx.send(());
     // Upgraded connections (WebSockets) may never end by themselves: don't wait for them forever.
     match tokio::time::timeout(Duration::from_secs(20), server).await {

@@ -31,8 +31,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("incidents", &["auth", "db", "events", "domain", "error"]),
     ("triage", &["incidents", "auth", "db", "events", "domain", "error"]),
     ("correlation", &["incidents", "db", "events", "domain", "error"]),
-    ("ingest", &["correlation", "incidents", "auth", "db", "events", "metrics", "domain", "error"]),
+    ("ingest", &["correlation", "incidents", "mail", "auth", "db", "events", "metrics", "domain", "error"]),
     ("tenants", &["db", "domain", "error"]),
+    // The mail store: mail flow, copies' timelines, partitions.
+    ("mail", &["auth", "db", "events", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
     ("config", &["auth", "db", "events", "domain", "error"]),
     ("state", &["auth", "db", "events", "metrics", "domain", "error"]),
@@ -42,6 +44,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "graphql",
         &[
             "ingest",
+            "mail",
             "correlation",
             "incidents",
             "triage",

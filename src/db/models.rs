@@ -181,3 +181,60 @@ pub struct Activity {
     pub message: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// A message copy (one recipient) in the mail store. Also the JSON shape batches are written in
+/// (`jsonb_populate_recordset` reads these field names as the table's columns).
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, serde::Serialize)]
+#[diesel(table_name = emails)]
+pub struct Email {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub network_message_id: String,
+    pub internet_message_id: Option<String>,
+    pub recipient: String,
+    pub recipient_domain: String,
+    pub envelope_sender: Option<String>,
+    pub envelope_sender_domain: Option<String>,
+    pub header_from: Option<String>,
+    pub sender_domain: Option<String>,
+    pub sender_display_name: Option<String>,
+    pub sender_ip: Option<String>,
+    pub subject: Option<String>,
+    pub direction: Direction,
+    pub delivery_action: DeliveryAction,
+    pub original_delivery_location: DeliveryLocation,
+    pub latest_delivery_location: DeliveryLocation,
+    pub threat_types: Vec<ThreatType>,
+    pub phish_confidence: Option<PhishConfidence>,
+    pub detection_technologies: Vec<String>,
+    pub urls: Vec<String>,
+    pub url_domains: Vec<String>,
+    pub attachments: serde_json::Value,
+    pub cluster_id: Option<String>,
+    pub keys: Vec<i64>,
+    pub source: EmailSource,
+    pub override_source: Option<String>,
+    pub state_at: DateTime<Utc>,
+    pub moved_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One event of a copy's delivery timeline.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, serde::Serialize)]
+#[diesel(table_name = email_events)]
+pub struct EmailEvent {
+    pub tenant_id: String,
+    pub email_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub id: Uuid,
+    pub kind: EmailEventKind,
+    pub at: DateTime<Utc>,
+    pub from_location: Option<DeliveryLocation>,
+    pub to_location: Option<DeliveryLocation>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub action_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}

@@ -139,19 +139,21 @@ diesel::table! {
 }
 
 diesel::table! {
-    emails (tenant_id, id) {
+    emails (tenant_id, id, received_at) {
         tenant_id -> Text,
         id -> Uuid,
+        received_at -> Timestamptz,
         network_message_id -> Text,
         internet_message_id -> Nullable<Text>,
         recipient -> Text,
+        recipient_domain -> Text,
         envelope_sender -> Nullable<Text>,
+        envelope_sender_domain -> Nullable<Text>,
         header_from -> Nullable<Text>,
-        sender_display_name -> Nullable<Text>,
         sender_domain -> Nullable<Text>,
+        sender_display_name -> Nullable<Text>,
         sender_ip -> Nullable<Text>,
         subject -> Nullable<Text>,
-        received_at -> Timestamptz,
         direction -> Text,
         delivery_action -> Text,
         original_delivery_location -> Text,
@@ -160,10 +162,33 @@ diesel::table! {
         phish_confidence -> Nullable<Text>,
         detection_technologies -> Array<Text>,
         urls -> Array<Text>,
+        url_domains -> Array<Text>,
         attachments -> Jsonb,
         cluster_id -> Nullable<Text>,
+        keys -> Array<Int8>,
+        source -> Text,
+        override_source -> Nullable<Text>,
+        state_at -> Timestamptz,
+        moved_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_events (tenant_id, email_id, received_at, id) {
+        tenant_id -> Text,
+        email_id -> Uuid,
+        received_at -> Timestamptz,
+        id -> Uuid,
+        kind -> Text,
+        at -> Timestamptz,
+        from_location -> Nullable<Text>,
+        to_location -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        action_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -204,5 +229,12 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
-    incidents, alerts, evidence, alert_keys, comments, activity, emails
+    incidents,
+    alerts,
+    evidence,
+    alert_keys,
+    comments,
+    activity,
+    emails,
+    email_events
 );

@@ -326,6 +326,38 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// What moved a message copy, in its delivery timeline.
+    EmailEventKind {
+        /// The first delivery, as the mail flow (or an alert) reported it.
+        OriginalDelivery => "ORIGINAL_DELIVERY",
+        /// Zero-hour auto purge moved it after delivery.
+        Zap => "ZAP",
+        /// An analyst moved or deleted it.
+        ManualRemediation => "MANUAL_REMEDIATION",
+        /// An automated investigation's approved action moved it.
+        AutomatedRemediation => "AUTOMATED_REMEDIATION",
+        /// Released from quarantine.
+        QuarantineRelease => "QUARANTINE_RELEASE",
+        /// Safe Attachments dynamic delivery replaced it.
+        DynamicDelivery => "DYNAMIC_DELIVERY",
+        /// Re-scanned and found good.
+        Reprocessed => "REPROCESSED",
+        /// Any other change the mail flow reported.
+        DeliveryUpdate => "DELIVERY_UPDATE",
+    }
+);
+
+text_enum!(
+    /// Where Parapet learned of a message copy.
+    EmailSource {
+        /// A mail-flow record pushed by a gateway (`ingestEmails`).
+        MailFlow => "MAIL_FLOW",
+        /// An alert's e-mail evidence named it before any mail-flow record did.
+        Alert => "ALERT",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod alert;
 pub mod data_dir;
+pub mod email;
 pub mod enums;
 pub mod events;
 pub mod fingerprint;
@@ -13,3 +14,4 @@ pub mod locks;
 pub mod settings;
 pub mod text;
 pub mod time;
+pub mod values;

@@ -18,12 +18,18 @@ use uuid::Uuid;
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(query::me::MeQuery, query::queue::QueueQuery, query::settings::SettingsQuery);
+pub struct Query(
+    query::me::MeQuery,
+    query::queue::QueueQuery,
+    query::settings::SettingsQuery,
+    query::mail::MailQuery,
+);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     mutation::ingest::IngestMutation,
+    mutation::mail::MailMutation,
     mutation::triage::TriageMutation,
     mutation::incidents::IncidentsMutation,
     mutation::settings::SettingsMutation,

@@ -6,6 +6,8 @@ use async_graphql::InputObject;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::mail::input::AttachmentInput;
+
 /// One alert pushed by a detection source.
 #[derive(InputObject, Clone, Debug)]
 pub struct AlertInput {
@@ -106,18 +108,6 @@ pub struct EmailEvidenceInput {
     pub attachments: Option<Vec<AttachmentInput>>,
     /// Cluster of similar messages, when the source knows it.
     pub cluster_id: Option<String>,
-}
-
-/// An attachment of a message.
-#[derive(InputObject, Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AttachmentInput {
-    /// File name.
-    pub name: Option<String>,
-    /// SHA-256, 64 hex digits.
-    pub sha256: Option<String>,
-    /// Size in bytes.
-    pub size: Option<i64>,
 }
 
 /// A set of similar messages.

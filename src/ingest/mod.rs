@@ -2,5 +2,6 @@
 //! per batch. Good items are committed even when others in the batch are rejected.
 
 pub mod input;
+pub mod learn;
 pub mod service;
 pub mod validate;

@@ -3,6 +3,7 @@
 //! acknowledged.
 
 use super::input::AlertInput;
+use super::learn::{learn, learnable};
 use super::validate::prepare;
 use crate::auth::{Caller, Role};
 use crate::correlation::engine::{place_all, preread, stage, Batch, Placement, Staged};
@@ -12,6 +13,7 @@ use crate::db::Pool;
 use crate::domain::alert::PreparedAlert;
 use crate::domain::locks::lock_id;
 use crate::error::{AppError, AppResult};
+use crate::mail::ingest::ensure_partitions_for;
 use diesel_async::AsyncConnection;
 
 /// Most alerts one call may carry.
@@ -53,6 +55,9 @@ pub async fn ingest_alerts(
     let mut placed: Vec<Placement> = vec![];
     if !good.is_empty() {
         let items: Vec<&PreparedAlert> = good.iter().map(|(_, p)| *p).collect();
+        // Copies the evidence names, for tenants whose gateways push no mail flow.
+        let learned = learnable(&items, chrono::Utc::now());
+        ensure_partitions_for(pool, learned.iter().map(|c| c.received_at)).await?;
         // Re-sending a batch is idempotent, so even an attempt whose commit went unanswered may run again.
         let result = retry_idempotent(pool, "ingest transaction", async |conn| {
             // The key rows exist before the transaction (a statement of its own, committed at once), so
@@ -72,6 +77,7 @@ pub async fn ingest_alerts(
                 for p in &mut out {
                     p.incident_id = batch.resolve(p.incident_id);
                 }
+                learn(conn, tid, &learned, now).await?;
                 batch.finish(conn, tid).await?;
                 Ok(out)
             })

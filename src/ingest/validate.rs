@@ -7,15 +7,14 @@ use crate::domain::enums::{EvidenceKind, KeyKind, RemediationStatus, Verdict};
 use crate::domain::keys::Key;
 use crate::domain::text::{excerpt, optional, required};
 use crate::domain::time;
+pub use crate::domain::values::{address, ip_address, normalise_url, optional_address, sha256};
 use std::collections::BTreeSet;
 
 const MAX_ID: usize = 256;
 const MAX_NAME: usize = 1024;
 const MAX_TEXT: usize = 30_000;
-const MAX_URL: usize = 2048;
 /// Most evidence items one alert may carry.
 pub const MAX_EVIDENCE: usize = 200;
-const MAX_LIST: usize = 500;
 /// Longest part of an evidence entity key taken as given; a longer one is hashed, so the key stays well
 /// inside what a PostgreSQL index entry can hold (about 2,700 bytes).
 const MAX_ENTITY_PART_BYTES: usize = 256;
@@ -197,38 +196,14 @@ fn email(mut m: EmailEvidenceInput, keys: &mut Vec<Key>) -> Result<(String, serd
         Some(ip) if !ip.trim().is_empty() => Some(ip_address("email.senderIp", Some(ip))?),
         _ => None,
     };
-    let urls = m.urls.take().unwrap_or_default();
-    if urls.len() > MAX_LIST {
-        return Err(format!("email.urls: at most {MAX_LIST}"));
-    }
-    let mut norm_urls = vec![];
-    for u in urls {
-        let u = normalise_url("email.urls", Some(&u))?;
-        if !norm_urls.contains(&u) {
-            norm_urls.push(u);
-        }
-    }
-    let mut attachments = m.attachments.take().unwrap_or_default();
-    if attachments.len() > MAX_LIST {
-        return Err(format!("email.attachments: at most {MAX_LIST}"));
-    }
-    for a in attachments.iter_mut() {
-        a.sha256 = match a.sha256.as_deref() {
-            Some(s) => Some(sha256("email.attachments.sha256", Some(s))?),
-            None => None,
-        };
-        a.name = optional("email.attachments.name", a.name.as_deref(), MAX_NAME)?;
-        size("email.attachments.size", a.size)?;
-    }
-    let techs_in = m.detection_technologies.take().unwrap_or_default();
-    if techs_in.len() > MAX_LIST {
-        return Err(format!("email.detectionTechnologies: at most {MAX_LIST}"));
-    }
-    let mut techs = Vec::with_capacity(techs_in.len());
-    for t in &techs_in {
-        // Blank entries are dropped, as they always were.
-        techs.extend(optional("email.detectionTechnologies", Some(t), MAX_ID)?);
-    }
+    let norm_urls = crate::mail::validate::urls("email.urls", m.urls.take())?;
+    let attachments: Vec<AttachmentInput> =
+        crate::mail::validate::attachments("email.attachments", m.attachments.take())?
+            .into_iter()
+            .map(|a| AttachmentInput { name: a.name, sha256: a.sha256, size: a.size })
+            .collect();
+    let techs =
+        crate::mail::validate::technologies("email.detectionTechnologies", m.detection_technologies.take())?;
     keys.push(Key::new(KeyKind::NetworkMessageId, nmid.clone()));
     keys.push(Key::new(KeyKind::Mailbox, recipient.clone()));
     for s in [&m.envelope_sender, &m.header_from].into_iter().flatten() {
@@ -291,91 +266,6 @@ fn entity_part(part: &str) -> String {
     }
     use sha2::{Digest, Sha256};
     format!("sha256:{}", hex::encode(Sha256::digest(part.as_bytes())))
-}
-
-/// A lower-cased e-mail address, or an error naming the field.
-pub fn address(field: &str, v: Option<&str>) -> Result<String, String> {
-    let v = v.map(str::trim).unwrap_or("");
-    if v.is_empty() {
-        return Err(format!("{field} is required"));
-    }
-    let v = v.to_lowercase();
-    let ok = v.len() <= 254
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'))
-        && match v.rsplit_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && local.len() <= 64
-                    && !local.contains('@')
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-                    && !domain.contains("..")
-            }
-            None => false,
-        };
-    if ok {
-        Ok(v)
-    } else {
-        Err(format!("{field}: {} is not an e-mail address", excerpt(&v)))
-    }
-}
-
-fn optional_address(field: &str, v: Option<&str>) -> Result<Option<String>, String> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(s) => address(field, Some(s)).map(Some),
-    }
-}
-
-/// A normalised URL (lower-case scheme and host, no fragment), or an error naming the field.
-pub fn normalise_url(field: &str, v: Option<&str>) -> Result<String, String> {
-    let v = v.map(str::trim).unwrap_or("");
-    if v.is_empty() {
-        return Err(format!("{field} is required"));
-    }
-    if v.len() > MAX_URL {
-        return Err(format!("{field} is longer than {MAX_URL} characters"));
-    }
-    let mut u = url::Url::parse(v).map_err(|_| format!("{field}: {} is not a URL", excerpt(v)))?;
-    if !matches!(u.scheme(), "http" | "https" | "ftp") || u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{field}: {} is not an http, https or ftp URL", excerpt(v)));
-    }
-    u.set_fragment(None);
-    // Normalising percent-encodes non-ASCII characters (up to 12 bytes each): bound the stored form too,
-    // which becomes a correlation key and an index entry.
-    let normalised = u.to_string();
-    if normalised.len() > MAX_URL {
-        return Err(format!(
-            "{field} is longer than {MAX_URL} bytes once normalised ({} given)",
-            normalised.len()
-        ));
-    }
-    Ok(normalised)
-}
-
-/// A lower-case SHA-256, or an error naming the field.
-pub fn sha256(field: &str, v: Option<&str>) -> Result<String, String> {
-    let v = v.map(str::trim).unwrap_or("");
-    if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(v.to_lowercase())
-    } else if v.is_empty() {
-        Err(format!("{field} is required"))
-    } else {
-        Err(format!("{field}: {} is not a SHA-256 (64 hex digits)", excerpt(v)))
-    }
-}
-
-fn ip_address(field: &str, v: Option<&str>) -> Result<String, String> {
-    let v = v.map(str::trim).unwrap_or("");
-    if v.is_empty() {
-        return Err(format!("{field} is required"));
-    }
-    v.parse::<std::net::IpAddr>()
-        .map(|ip| ip.to_string())
-        .map_err(|_| format!("{field}: {} is not an IP address", excerpt(v)))
 }
 
 fn size(field: &str, v: Option<i64>) -> Result<(), String> {

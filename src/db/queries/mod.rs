@@ -5,6 +5,7 @@ pub mod activity_log;
 pub mod alerts;
 pub mod comments;
 pub mod correlation;
+pub mod emails;
 pub mod events;
 pub mod evidence;
 pub mod incidents;

@@ -20,12 +20,14 @@
 mod activity;
 mod alerts;
 mod comments;
+mod emails;
 mod evidence;
 mod incidents;
 
 pub use activity::{ActivityCountKey, ActivityPageKey};
 pub use alerts::{AlertCountKey, AlertPageKey, MailboxCountKey, Rollup, RollupKey};
 pub use comments::{CommentCountKey, CommentPageKey};
+pub use emails::{EmailAlertsKey, EmailCopyKey, EmailTimelineKey, EMAIL_ALERTS_CAP, TIMELINE_CAP};
 pub use evidence::{
     kind_mask, AlertEvidenceKey, Entity, EntityPage, IncidentEntityCountKey, IncidentEntityPageKey,
 };

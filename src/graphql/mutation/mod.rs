@@ -2,5 +2,6 @@
 
 pub mod incidents;
 pub mod ingest;
+pub mod mail;
 pub mod settings;
 pub mod triage;

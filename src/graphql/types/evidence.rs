@@ -93,6 +93,7 @@ fn attachments<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Attachment>, D::Er
 /// What every evidence row has, whatever its kind.
 #[derive(Debug, Clone)]
 pub struct Common {
+    tenant_id: String,
     id: Uuid,
     kind: EvidenceKind,
     entity_key: String,
@@ -108,7 +109,7 @@ pub struct Common {
 macro_rules! evidence_object {
     ($(#[$m:meta])* $name:ident, $data:ident {
         $( $(#[$fm:meta])* $field:ident : $ty:ty = $with:literal ),* $(,)?
-    }) => {
+    } $(, extra { $($extra:tt)* })?) => {
         #[derive(Deserialize, Debug, Clone, Default)]
         #[serde(default, rename_all = "camelCase")]
         struct $data {
@@ -161,6 +162,7 @@ macro_rules! evidence_object {
                 self.common.alert_count
             }
             $( $(#[$fm])* async fn $field(&self) -> &$ty { &self.data.$field } )*
+            $($($extra)*)?
         }
     };
 }
@@ -206,6 +208,21 @@ evidence_object!(
         attachments: Vec<Attachment> = "attachments",
         /// The mail cluster it belongs to, when the source knows it.
         cluster_id: Option<String> = "lenient::opt_string",
+    }, extra {
+        /// The copy in the mail store this evidence names (its mail-flow record, or the copy learned
+        /// from the evidence), whichever arrived first; null once the copy is past the 30-day window.
+        async fn email(&self, ctx: &async_graphql::Context<'_>) -> crate::error::GqlResult<Option<crate::graphql::types::email::Email>> {
+            let (Some(nmid), Some(recipient)) = (&self.data.network_message_id, &self.data.recipient) else {
+                return Ok(None);
+            };
+            let key = crate::graphql::loaders::EmailCopyKey {
+                tenant: self.common.tenant_id.clone(),
+                network_message_id: nmid.to_lowercase(),
+                recipient: recipient.to_lowercase(),
+            };
+            let row = crate::graphql::loaders::loaders(ctx).data().load_one(key).await?;
+            Ok(row.map(crate::graphql::types::email::Email))
+        }
     }
 );
 
@@ -381,6 +398,7 @@ impl Evidence {
     /// One evidence row as it is (an alert's evidence).
     pub fn from_row(row: &models::Evidence) -> Self {
         let common = Common {
+            tenant_id: row.tenant_id.clone(),
             id: row.id,
             kind: row.kind,
             entity_key: row.entity_key.clone(),
@@ -431,6 +449,7 @@ pub fn from_entity(e: &Entity) -> Evidence {
         .max_by_key(|v| verdict_strength(*v))
         .unwrap_or(e.latest.verdict);
     let common = Common {
+        tenant_id: e.latest.tenant_id.clone(),
         id: e.summary.first_id,
         kind: e.latest.kind,
         entity_key: e.summary.entity_key.clone(),

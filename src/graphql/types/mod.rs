@@ -5,6 +5,7 @@ pub mod activity;
 pub mod alert;
 pub mod comment;
 pub mod connection;
+pub mod email;
 pub mod evidence;
 pub mod filters;
 pub mod incident;

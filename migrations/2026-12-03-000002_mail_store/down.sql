@@ -1,0 +1,3 @@
+DROP FUNCTION IF EXISTS parapet_ensure_mail_partitions(TIMESTAMPTZ, TIMESTAMPTZ);
+DROP TABLE IF EXISTS email_events;
+DROP TABLE IF EXISTS emails;

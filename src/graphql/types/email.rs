@@ -1,0 +1,195 @@
+//! The `Email` type (one copy of a message, as Threat Explorer shows it) and its delivery timeline.
+
+use crate::auth::Role;
+use crate::db::models;
+use crate::domain::enums::*;
+use crate::error::GqlResult;
+use crate::graphql::loaders::{self, EmailAlertsKey, EmailTimelineKey, EMAIL_ALERTS_CAP};
+use crate::graphql::require;
+use crate::graphql::types::alert::Alert;
+use crate::graphql::types::connection::page_size_within;
+use crate::graphql::types::evidence::Attachment;
+use async_graphql::{Context, Object, ID};
+use chrono::{DateTime, Utc};
+
+/// One copy of an e-mail message: the message as one recipient got it.
+pub struct Email(pub models::Email);
+
+/// One event of a copy's delivery timeline.
+pub struct DeliveryEvent(pub models::EmailEvent);
+
+#[Object]
+impl Email {
+    /// Copy id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Exchange's id of the message (shared by all its copies).
+    async fn network_message_id(&self) -> &str {
+        &self.0.network_message_id
+    }
+    /// The Message-ID header.
+    async fn internet_message_id(&self) -> Option<&str> {
+        self.0.internet_message_id.as_deref()
+    }
+    /// Recipient of this copy.
+    async fn recipient(&self) -> &str {
+        &self.0.recipient
+    }
+    /// The recipient's domain.
+    async fn recipient_domain(&self) -> &str {
+        &self.0.recipient_domain
+    }
+    /// SMTP MAIL FROM ("P1" sender).
+    async fn envelope_sender(&self) -> Option<&str> {
+        self.0.envelope_sender.as_deref()
+    }
+    /// The envelope sender's domain.
+    async fn envelope_sender_domain(&self) -> Option<&str> {
+        self.0.envelope_sender_domain.as_deref()
+    }
+    /// The From: header ("P2" sender).
+    async fn header_from(&self) -> Option<&str> {
+        self.0.header_from.as_deref()
+    }
+    /// Sender's display name.
+    async fn sender_display_name(&self) -> Option<&str> {
+        self.0.sender_display_name.as_deref()
+    }
+    /// The sender domain Explorer shows: the From: header's, else the envelope sender's.
+    async fn sender_domain(&self) -> Option<&str> {
+        self.0.sender_domain.as_deref()
+    }
+    /// Connecting IP address.
+    async fn sender_ip(&self) -> Option<&str> {
+        self.0.sender_ip.as_deref()
+    }
+    /// Subject.
+    async fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+    /// When it was received.
+    async fn received_at(&self) -> DateTime<Utc> {
+        self.0.received_at
+    }
+    /// Direction relative to the tenant.
+    async fn direction(&self) -> Direction {
+        self.0.direction
+    }
+    /// What the filtering stack did.
+    async fn delivery_action(&self) -> DeliveryAction {
+        self.0.delivery_action
+    }
+    /// Where it was first delivered.
+    async fn original_delivery_location(&self) -> DeliveryLocation {
+        self.0.original_delivery_location
+    }
+    /// Where it is now.
+    async fn latest_delivery_location(&self) -> DeliveryLocation {
+        self.0.latest_delivery_location
+    }
+    /// Threats found.
+    async fn threat_types(&self) -> &[ThreatType] {
+        &self.0.threat_types
+    }
+    /// Confidence of a phish verdict.
+    async fn phish_confidence(&self) -> Option<PhishConfidence> {
+        self.0.phish_confidence
+    }
+    /// Technologies that detected it (including the tenant block list, when it overrode the verdict).
+    async fn detection_technologies(&self) -> &[String] {
+        &self.0.detection_technologies
+    }
+    /// What overrode the filtering verdict (the tenant allow/block list), if anything did.
+    async fn override_source(&self) -> Option<&str> {
+        self.0.override_source.as_deref()
+    }
+    /// URLs in the message.
+    async fn urls(&self) -> &[String] {
+        &self.0.urls
+    }
+    /// Hosts of its URLs.
+    async fn url_domains(&self) -> &[String] {
+        &self.0.url_domains
+    }
+    /// Attachments.
+    async fn attachments(&self) -> Vec<Attachment> {
+        serde_json::from_value(self.0.attachments.clone()).unwrap_or_default()
+    }
+    /// The mail cluster it belongs to, when the source knows it.
+    async fn cluster_id(&self) -> Option<&str> {
+        self.0.cluster_id.as_deref()
+    }
+    /// Where Parapet learned of it: a mail-flow record, or an alert's evidence (until a record arrives).
+    async fn source(&self) -> EmailSource {
+        self.0.source
+    }
+    /// When Parapet itself last moved it (remediation).
+    async fn moved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.moved_at
+    }
+    /// When it was first stored.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// Its delivery events in time order: original delivery, ZAP, remediation, release (at most 1,000).
+    async fn timeline(&self, ctx: &Context<'_>) -> GqlResult<Vec<DeliveryEvent>> {
+        let key = EmailTimelineKey { tenant: self.0.tenant_id.clone(), email_id: self.0.id };
+        let events = loaders::loaders(ctx).data().load_one(key).await?;
+        Ok(events.map(|e| e.iter().cloned().map(DeliveryEvent).collect()).unwrap_or_default())
+    }
+    /// The alerts whose e-mail evidence names this copy, newest first. `first`: default and most 100.
+    /// Readers and above (an ingestor reads only ids it pushed).
+    async fn alerts(&self, ctx: &Context<'_>, first: Option<i32>) -> GqlResult<Vec<Alert>> {
+        require(ctx, Role::Reader)?;
+        let n = page_size_within(first, EMAIL_ALERTS_CAP, EMAIL_ALERTS_CAP)?;
+        let key = EmailAlertsKey { tenant: self.0.tenant_id.clone(), entity_key: self.entity_key() };
+        let alerts = loaders::loaders(ctx).data().load_one(key).await?;
+        Ok(alerts
+            .map(|a| a.iter().take(usize::try_from(n).unwrap_or(0)).cloned().map(Alert).collect())
+            .unwrap_or_default())
+    }
+}
+
+impl Email {
+    /// The evidence entity key alerts name this copy by.
+    pub fn entity_key(&self) -> String {
+        format!("EMAIL:{}:{}", self.0.network_message_id, self.0.recipient)
+    }
+}
+
+#[Object]
+impl DeliveryEvent {
+    /// What happened.
+    async fn kind(&self) -> EmailEventKind {
+        self.0.kind
+    }
+    /// When.
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+    /// Where the copy was before (null for its original delivery, or when the source did not say).
+    async fn from_location(&self) -> Option<DeliveryLocation> {
+        self.0.from_location
+    }
+    /// Where it went.
+    async fn to_location(&self) -> Option<DeliveryLocation> {
+        self.0.to_location
+    }
+    /// Who did it: `mail flow`, a gateway's own name, `alert evidence`, a person, or an action.
+    async fn actor(&self) -> Option<&str> {
+        self.0.actor.as_deref()
+    }
+    /// Why, when known.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    /// The response action that moved it, if one did.
+    async fn action_id(&self) -> Option<ID> {
+        self.0.action_id.map(|id| ID(id.to_string()))
+    }
+}

@@ -1,0 +1,375 @@
+//! The mail store through the API: `ingestEmails` (per-record outcomes, limits, roles), re-sends that
+//! update a copy and extend its timeline without duplicates, stale updates, the link between alerts'
+//! e-mail evidence and copies in both orders of arrival, tenants kept apart, and retention by partition.
+
+mod common;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use common::alerts::INGEST;
+use common::*;
+use parapet::auth::Role;
+use serde_json::{json, Value};
+
+const PUSH: &str = "mutation($e: [EmailInput!]!) { ingestEmails(emails: $e) { accepted rejected \
+                    items { index status error email { id } } } }";
+const READ: &str = "query($id: ID!) { email(id: $id) { id networkMessageId recipient recipientDomain \
+    envelopeSender headerFrom senderDomain subject receivedAt deliveryAction originalDeliveryLocation \
+    latestDeliveryLocation threatTypes urls urlDomains attachments { name sha256 size } source \
+    timeline { kind at fromLocation toLocation actor reason } alerts { id title } } }";
+
+fn iso(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn record(nmid: &str, recipient: &str, received: chrono::DateTime<Utc>) -> Value {
+    json!({
+        "networkMessageId": nmid,
+        "recipient": recipient,
+        "receivedAt": iso(received),
+        "envelopeSender": "bounce@mail.fabrikam.example",
+        "headerFrom": "Billing@Fabrikam.example",
+        "subject": "Invoice 4471",
+        "urls": ["https://evil.example/pay?x=1"],
+        "attachments": [{ "name": "invoice.pdf", "sha256": "A".repeat(64), "size": 1200 }],
+        "threatTypes": ["PHISH"],
+        "deliveryAction": "DELIVERED"
+    })
+}
+
+async fn push(app: &TestApp, token: &str, records: Value) -> Value {
+    app.ok(token, PUSH, json!({ "e": records })).await["ingestEmails"].clone()
+}
+
+async fn read(app: &TestApp, token: &str, id: &str) -> Value {
+    app.ok(token, READ, json!({ "id": id })).await["email"].clone()
+}
+
+#[tokio::test]
+async fn records_are_stored_per_item_and_read_back_by_readers_of_the_tenant() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let now = Utc::now();
+    let mut old = record("old-1", "bob@contoso.com", now - Duration::days(31));
+    old["networkMessageId"] = json!("old-1");
+    let mut bad_hash = record("bad-1", "bob@contoso.com", now - Duration::hours(2));
+    bad_hash["attachments"] = json!([{ "sha256": "xyz" }]);
+    let mut no_time = record("nt-1", "bob@contoso.com", now);
+    no_time.as_object_mut().map(|o| o.remove("receivedAt"));
+    let r = push(
+        &app,
+        &gw,
+        json!([record("NMID-1", "Bob@Contoso.com", now - Duration::hours(1)), old, bad_hash, no_time]),
+    )
+    .await;
+    assert_eq!((r["accepted"].clone(), r["rejected"].clone()), (json!(1), json!(3)), "{r:#}");
+    assert_eq!(r["items"][0]["status"], "CREATED");
+    let err = |i: usize| r["items"][i]["error"].as_str().unwrap_or_default().to_string();
+    assert!(err(1).contains("30 days"), "{}", err(1));
+    assert!(err(2).contains("SHA-256"), "{}", err(2));
+    assert!(err(3).contains("receivedAt is required"), "{}", err(3));
+    let id = r["items"][0]["email"]["id"].as_str().expect("id").to_string();
+
+    let e = read(&app, &reader, &id).await;
+    assert_eq!(e["networkMessageId"], "nmid-1");
+    assert_eq!(e["recipient"], "bob@contoso.com");
+    assert_eq!(e["recipientDomain"], "contoso.com");
+    assert_eq!(e["senderDomain"], "fabrikam.example", "the From: header's domain");
+    assert_eq!(e["urlDomains"], json!(["evil.example"]));
+    assert_eq!(e["attachments"][0]["sha256"], "a".repeat(64));
+    assert_eq!(e["originalDeliveryLocation"], "INBOX");
+    assert_eq!(e["latestDeliveryLocation"], "INBOX");
+    assert_eq!(e["source"], "MAIL_FLOW");
+    assert_eq!(e["timeline"].as_array().map(Vec::len), Some(1));
+    assert_eq!(e["timeline"][0]["kind"], "ORIGINAL_DELIVERY");
+    assert_eq!(e["timeline"][0]["toLocation"], "INBOX");
+    assert_eq!(e["timeline"][0]["actor"], "mail flow");
+
+    // Roles: ingestors push but don't read; readers read but don't push; no token, no entry.
+    assert_eq!(app.err_code(Some(&gw), READ, json!({ "id": id })).await, "FORBIDDEN");
+    assert_eq!(app.err_code(Some(&reader), PUSH, json!({ "e": [] })).await, "FORBIDDEN");
+    let analyst = app.token("contoso", "a@contoso.com", &[Role::Analyst]);
+    assert_eq!(app.err_code(Some(&analyst), PUSH, json!({ "e": [] })).await, "FORBIDDEN");
+    assert_eq!(app.err_code(None, PUSH, json!({ "e": [] })).await, "UNAUTHENTICATED");
+    let admin = app.token("contoso", "admin@contoso.com", &[Role::Admin]);
+    assert_eq!(push(&app, &admin, json!([])).await["accepted"], 0);
+
+    // Another tenant sees nothing of it, not even that it exists.
+    let other = app.token("fabrikam", "r@fabrikam.com", &[Role::Reader]);
+    assert_eq!(read(&app, &other, &id).await, Value::Null);
+    assert_eq!(app.err_code(Some(&reader), READ, json!({ "id": "nope" })).await, "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn more_than_two_thousand_records_are_refused_whole() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let now = Utc::now();
+    let many: Vec<Value> =
+        (0..2001).map(|i| record(&format!("n{i}"), "bob@contoso.com", now - Duration::minutes(5))).collect();
+    let resp = app.gql(Some(&gw), PUSH, json!({ "e": many })).await;
+    assert_eq!(resp["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{resp:#}");
+    assert!(resp["errors"][0]["message"].as_str().unwrap_or_default().contains("2000"));
+    // Exactly 2,000 go in, in one call.
+    let r = push(&app, &gw, json!(many[..2000])).await;
+    assert_eq!(r["accepted"], 2000);
+}
+
+#[tokio::test]
+async fn a_resend_updates_the_copy_and_its_timeline_once() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let received = Utc::now() - Duration::hours(3);
+    let first = record("zap-1", "bob@contoso.com", received);
+    let id = push(&app, &gw, json!([first.clone()])).await["items"][0]["email"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // Zero-hour auto purge moved it to quarantine an hour later.
+    let mut zap = first.clone();
+    zap["latestDeliveryLocation"] = json!("QUARANTINE");
+    zap["eventAt"] = json!(iso(received + Duration::hours(1)));
+    zap["eventReason"] = json!("Phish ZAP");
+    zap["threatTypes"] = json!(["PHISH", "MALWARE"]);
+    for _ in 0..2 {
+        let r = push(&app, &gw, json!([zap.clone()])).await;
+        assert_eq!(r["items"][0]["status"], "UPDATED");
+        assert_eq!(r["items"][0]["email"]["id"], id.as_str(), "the same copy");
+    }
+    let e = read(&app, &reader, &id).await;
+    assert_eq!(e["latestDeliveryLocation"], "QUARANTINE");
+    assert_eq!(e["originalDeliveryLocation"], "INBOX");
+    assert_eq!(e["threatTypes"], json!(["MALWARE", "PHISH"]));
+    let timeline = e["timeline"].as_array().cloned().unwrap_or_default();
+    assert_eq!(timeline.len(), 2, "re-sending the move adds no duplicate: {timeline:#?}");
+    assert_eq!(timeline[1]["kind"], "ZAP");
+    assert_eq!(timeline[1]["fromLocation"], "INBOX");
+    assert_eq!(timeline[1]["toLocation"], "QUARANTINE");
+    assert_eq!(timeline[1]["reason"], "Phish ZAP");
+
+    // An update older than the copy's state only adds to the timeline.
+    let mut stale = first.clone();
+    stale["latestDeliveryLocation"] = json!("JUNK");
+    stale["eventAt"] = json!(iso(received + Duration::minutes(30)));
+    stale["eventType"] = json!("DELIVERY_UPDATE");
+    assert_eq!(push(&app, &gw, json!([stale])).await["items"][0]["status"], "UPDATED");
+    let e = read(&app, &reader, &id).await;
+    assert_eq!(e["latestDeliveryLocation"], "QUARANTINE", "the stale update leaves the location alone");
+    let kinds: Vec<&str> =
+        e["timeline"].as_array().into_iter().flatten().filter_map(|t| t["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["ORIGINAL_DELIVERY", "DELIVERY_UPDATE", "ZAP"], "in time order");
+
+    // Released from quarantine later: the inferred kind says so; and the original re-sent changes
+    // nothing it should not (no new event, the copy goes back to where the record says).
+    let mut release = first.clone();
+    release["latestDeliveryLocation"] = json!("INBOX");
+    release["eventAt"] = json!(iso(received + Duration::hours(2)));
+    push(&app, &gw, json!([release])).await;
+    let e = read(&app, &reader, &id).await;
+    assert_eq!(e["latestDeliveryLocation"], "INBOX");
+    let last = e["timeline"].as_array().and_then(|t| t.last().cloned()).unwrap_or_default();
+    assert_eq!(
+        (last["kind"].clone(), last["fromLocation"].clone()),
+        (json!("QUARANTINE_RELEASE"), json!("QUARANTINE"))
+    );
+    assert_eq!(e["timeline"].as_array().map(Vec::len), Some(4));
+}
+
+#[tokio::test]
+async fn one_batch_may_carry_a_delivery_and_its_later_move() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let received = Utc::now() - Duration::hours(3);
+    let first = record("both-1", "bob@contoso.com", received);
+    let mut moved = first.clone();
+    moved["latestDeliveryLocation"] = json!("SOFT_DELETED");
+    moved["eventAt"] = json!(iso(received + Duration::hours(1)));
+    let r = push(&app, &gw, json!([first, moved])).await;
+    assert_eq!(r["items"][0]["status"], "CREATED");
+    assert_eq!(r["items"][1]["status"], "UPDATED");
+    assert_eq!(r["items"][0]["email"]["id"], r["items"][1]["email"]["id"]);
+    let e = read(&app, &reader, r["items"][0]["email"]["id"].as_str().unwrap_or_default()).await;
+    assert_eq!(e["latestDeliveryLocation"], "SOFT_DELETED");
+    assert_eq!(e["timeline"].as_array().map(Vec::len), Some(2));
+}
+
+const EVIDENCE: &str = "query($id: ID!) { alert(id: $id) { id evidence { ... on EmailEvidence { \
+    networkMessageId email { id source receivedAt alerts { id } } } } } }";
+
+fn alert_naming(
+    provider_id: &str,
+    nmid: &str,
+    recipient: &str,
+    received: Option<chrono::DateTime<Utc>>,
+) -> Value {
+    let mut email = json!({ "networkMessageId": nmid, "recipient": recipient, "headerFrom": "x@fabrikam.example",
+                            "subject": "Invoice 4471", "threatTypes": ["PHISH"] });
+    if let Some(t) = received {
+        email["receivedAt"] = json!(iso(t));
+    }
+    json!({
+        "providerAlertId": provider_id,
+        "serviceSource": "microsoftDefenderForOffice365",
+        "alertPolicy": "A potentially malicious URL click was detected",
+        "title": "Suspicious e-mail",
+        "severity": "MEDIUM",
+        "evidence": [{ "verdict": "MALICIOUS", "email": email }]
+    })
+}
+
+async fn ingest_alert(app: &TestApp, token: &str, alert: Value) -> String {
+    let r = app.ok(token, INGEST, json!({ "alerts": [alert] })).await;
+    r["ingestAlerts"]["items"][0]["alert"]["id"].as_str().expect("alert id").to_string()
+}
+
+#[tokio::test]
+async fn evidence_links_to_the_copy_when_the_mail_flow_came_first() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let received = Utc::now() - Duration::hours(5);
+    let copy = push(&app, &gw, json!([record("LINK-1", "bob@contoso.com", received)])).await["items"][0]
+        ["email"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let alert = ingest_alert(&app, &gw, alert_naming("a-1", "link-1", "Bob@contoso.com", None)).await;
+    let ev = app.ok(&reader, EVIDENCE, json!({ "id": alert })).await["alert"]["evidence"][0]["email"].clone();
+    assert_eq!(ev["id"], copy.as_str(), "the evidence names the mail-flow copy");
+    assert_eq!(ev["source"], "MAIL_FLOW");
+    assert_eq!(ev["alerts"][0]["id"], alert.as_str());
+    let e = read(&app, &reader, &copy).await;
+    assert_eq!(e["alerts"].as_array().map(Vec::len), Some(1), "Email.alerts: {e:#}");
+    // No learned duplicate was made.
+    let count = count_copies(&app, "link-1").await;
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn evidence_creates_a_copy_that_the_mail_flow_record_then_adopts() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let alert = ingest_alert(&app, &gw, alert_naming("a-2", "LINK-2", "bob@contoso.com", None)).await;
+    let learned =
+        app.ok(&reader, EVIDENCE, json!({ "id": alert })).await["alert"]["evidence"][0]["email"].clone();
+    assert_eq!(learned["source"], "ALERT", "learned from the alert: {learned:#}");
+    let learned_id = learned["id"].as_str().expect("a learned copy").to_string();
+    let e = read(&app, &reader, &learned_id).await;
+    assert_eq!(e["timeline"][0]["actor"], "alert evidence");
+    assert_eq!(e["subject"], "Invoice 4471");
+    // Re-sending the alert learns nothing twice.
+    ingest_alert(&app, &gw, alert_naming("a-2", "LINK-2", "bob@contoso.com", None)).await;
+    assert_eq!(count_copies(&app, "link-2").await, 1);
+
+    // The gateway's record arrives with the real receive time: it adopts the learned copy.
+    let received = Utc::now() - Duration::days(2);
+    let r = push(&app, &gw, json!([record("link-2", "bob@contoso.com", received)])).await;
+    assert_eq!(r["items"][0]["status"], "UPDATED", "{r:#}");
+    assert_eq!(r["items"][0]["email"]["id"], learned_id.as_str(), "the same copy");
+    let e = read(&app, &reader, &learned_id).await;
+    assert_eq!(e["source"], "MAIL_FLOW");
+    assert_eq!(ts(&e["receivedAt"]).timestamp_micros(), received.timestamp_micros());
+    assert_eq!(e["timeline"].as_array().map(Vec::len), Some(1), "one original delivery: {e:#}");
+    assert_eq!(e["timeline"][0]["actor"], "mail flow");
+    assert_eq!(e["alerts"][0]["id"], alert.as_str());
+    assert_eq!(count_copies(&app, "link-2").await, 1);
+}
+
+#[tokio::test]
+async fn copies_and_links_stay_inside_their_tenant() {
+    let app = TestApp::new().await;
+    let gw_a = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let gw_b = app.token("fabrikam", "gw@fabrikam.com", &[Role::Ingestor]);
+    let reader_b = app.token("fabrikam", "r@fabrikam.com", &[Role::Reader]);
+    let received = Utc::now() - Duration::hours(1);
+    push(&app, &gw_a, json!([record("shared-1", "bob@contoso.com", received)])).await;
+    // Fabrikam's alert names the same message id and recipient: it learns its own copy.
+    let alert =
+        ingest_alert(&app, &gw_b, alert_naming("b-1", "shared-1", "bob@contoso.com", Some(received))).await;
+    let ev =
+        app.ok(&reader_b, EVIDENCE, json!({ "id": alert })).await["alert"]["evidence"][0]["email"].clone();
+    assert_eq!(ev["source"], "ALERT", "never contoso's copy: {ev:#}");
+    assert_eq!(count_copies(&app, "shared-1").await, 2);
+}
+
+async fn count_copies(app: &TestApp, nmid: &str) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.state.pool.get().await.expect("conn");
+    let rows: Vec<N> = diesel::sql_query("SELECT count(*) AS n FROM emails WHERE network_message_id = $1")
+        .bind::<diesel::sql_types::Text, _>(nmid)
+        .load(&mut conn)
+        .await
+        .expect("count");
+    rows.into_iter().next().map(|r| r.n).unwrap_or(-1)
+}
+
+async fn partitions(app: &TestApp) -> Vec<String> {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let mut conn = app.state.pool.get().await.expect("conn");
+    let rows: Vec<Name> = diesel::sql_query(
+        "SELECT relname::text AS name FROM pg_class WHERE relname ~ '^(emails|email_events)_p[0-9]{8}$' ORDER BY 1",
+    )
+    .load(&mut conn)
+    .await
+    .expect("partitions");
+    rows.into_iter().map(|r| r.name).collect()
+}
+
+#[tokio::test]
+async fn retention_detaches_and_drops_whole_weeks() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let now = Utc::now();
+    let r = push(
+        &app,
+        &gw,
+        json!([
+            record("old-week", "bob@contoso.com", now - Duration::days(29)),
+            record("this-week", "bob@contoso.com", now)
+        ]),
+    )
+    .await;
+    let old_id = r["items"][0]["email"]["id"].as_str().unwrap_or_default().to_string();
+    let new_id = r["items"][1]["email"]["id"].as_str().unwrap_or_default().to_string();
+    let old_week = (now - Duration::days(29))
+        .date_naive()
+        .week(chrono::Weekday::Mon)
+        .first_day()
+        .format("%Y%m%d")
+        .to_string();
+    assert!(partitions(&app).await.contains(&format!("emails_p{old_week}")));
+
+    // A pass today retires nothing that still holds a copy of the last 30 days.
+    let report = parapet::mail::partitions::maintain(&app.state.pool, now, 5_000).await.expect("pass");
+    assert!(report.ran && report.detached.is_empty(), "{report:?}");
+    assert!(report.made > 0, "the coming weeks are made ahead: {report:?}");
+
+    // Ten days on, the old week is past the window: its partitions are detached and dropped, whole.
+    let later = now + Duration::days(10);
+    let report = parapet::mail::partitions::maintain(&app.state.pool, later, 5_000).await.expect("pass");
+    assert!(report.detached.contains(&format!("emails_p{old_week}")), "{report:?}");
+    assert!(report.dropped.contains(&format!("email_events_p{old_week}")), "{report:?}");
+    let left = partitions(&app).await;
+    assert!(!left.iter().any(|p| p.ends_with(&old_week)), "{left:?}");
+    assert_eq!(count_copies(&app, "old-week").await, 0);
+    assert_eq!(read(&app, &reader, &old_id).await, Value::Null);
+    assert_eq!(read(&app, &reader, &new_id).await["networkMessageId"], "this-week", "the recent copy stays");
+    // A second pass finds nothing to do.
+    let again = parapet::mail::partitions::maintain(&app.state.pool, later, 5_000).await.expect("pass");
+    assert!(again.detached.is_empty() && again.dropped.is_empty(), "{again:?}");
+}
