@@ -35,6 +35,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tenants", &["db", "domain", "error"]),
     // The mail store: mail flow, copies' timelines, partitions.
     ("mail", &["auth", "db", "events", "domain", "error"]),
+    // Threat Explorer: hunting filters and aggregations over the mail store.
+    ("explorer", &["db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
     ("config", &["auth", "db", "events", "domain", "error"]),
     ("state", &["auth", "db", "events", "metrics", "domain", "error"]),
@@ -45,6 +47,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "ingest",
             "mail",
+            "explorer",
             "correlation",
             "incidents",
             "triage",

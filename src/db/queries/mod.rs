@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod emails;
 pub mod events;
 pub mod evidence;
+pub mod explorer;
 pub mod incidents;
 pub mod manual;
 pub mod meta;

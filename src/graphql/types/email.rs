@@ -2,15 +2,20 @@
 
 use crate::auth::Role;
 use crate::db::models;
+use crate::db::queries::explorer::{GroupBy, Hunt};
 use crate::domain::enums::*;
 use crate::error::GqlResult;
 use crate::graphql::loaders::{self, EmailAlertsKey, EmailTimelineKey, EMAIL_ALERTS_CAP};
 use crate::graphql::require;
+use crate::graphql::state;
 use crate::graphql::types::alert::Alert;
 use crate::graphql::types::connection::page_size_within;
+use crate::graphql::types::connection::{encode_cursor, PageInfo};
 use crate::graphql::types::evidence::Attachment;
-use async_graphql::{Context, Object, ID};
+use crate::graphql::types::filters::OrderDirection;
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// One copy of an e-mail message: the message as one recipient got it.
 pub struct Email(pub models::Email);
@@ -192,4 +197,165 @@ impl DeliveryEvent {
     async fn action_id(&self) -> Option<ID> {
         self.0.action_id.map(|id| ID(id.to_string()))
     }
+}
+
+/// Cursor scope of Explorer pages, newest first.
+pub const EMAILS_DESC_SCOPE: &str = "emails.desc";
+/// Cursor scope of Explorer pages, oldest first.
+pub const EMAILS_ASC_SCOPE: &str = "emails.asc";
+
+/// An edge: a copy and its cursor.
+pub struct EmailEdge {
+    /// Cursor of the copy.
+    pub cursor: String,
+    /// The copy.
+    pub node: Email,
+}
+
+#[Object]
+impl EmailEdge {
+    /// Opaque position of the copy; pass it as `after` to continue after it.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+    /// The copy.
+    async fn node(&self) -> &Email {
+        &self.node
+    }
+}
+
+/// A page of copies matching an Explorer filter.
+pub struct EmailConnection {
+    edges: Vec<EmailEdge>,
+    page_info: PageInfo,
+    tenant: String,
+    hunt: Arc<Hunt>,
+    total: tokio::sync::OnceCell<(i64, bool)>,
+}
+
+impl EmailConnection {
+    /// A connection from a page of rows (`has_next`: rows follow; `has_previous`: `after` was given).
+    pub fn new(
+        rows: Vec<models::Email>,
+        has_next: bool,
+        has_previous: bool,
+        scope: &str,
+        tenant: String,
+        hunt: Hunt,
+    ) -> Self {
+        let edges: Vec<EmailEdge> = rows
+            .into_iter()
+            .map(|r| EmailEdge {
+                cursor: encode_cursor(scope, r.received_at.timestamp_micros(), r.id),
+                node: Email(r),
+            })
+            .collect();
+        let page_info = PageInfo {
+            has_next_page: has_next,
+            has_previous_page: has_previous,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        };
+        Self { edges, page_info, tenant, hunt: Arc::new(hunt), total: tokio::sync::OnceCell::new() }
+    }
+
+    async fn total(&self, ctx: &Context<'_>) -> GqlResult<(i64, bool)> {
+        let v = self
+            .total
+            .get_or_try_init(|| async {
+                let mut conn = state(ctx).pool.get().await?;
+                crate::explorer::hunt::count(&mut conn, &self.tenant, &self.hunt).await
+            })
+            .await?;
+        Ok(*v)
+    }
+}
+
+#[Object]
+impl EmailConnection {
+    /// The page's copies with their cursors.
+    async fn edges(&self) -> &[EmailEdge] {
+        &self.edges
+    }
+    /// The page's copies.
+    async fn nodes(&self) -> Vec<&Email> {
+        self.edges.iter().map(|e| &e.node).collect()
+    }
+    /// Where the page lies in the list.
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+    /// How many copies match the filter: exact up to 10,000; past that, an estimate (see
+    /// `totalCountIsEstimate`). Counted only when asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> GqlResult<i64> {
+        Ok(self.total(ctx).await?.0)
+    }
+    /// Whether `totalCount` is an estimate (more than 10,000 copies match).
+    async fn total_count_is_estimate(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        Ok(self.total(ctx).await?.1)
+    }
+}
+
+/// What Explorer pages are ordered by.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EmailOrderField {
+    /// Receive time.
+    ReceivedAt,
+}
+
+/// The order of an Explorer page (default: newest first).
+#[derive(InputObject, Clone, Copy, Debug)]
+pub struct EmailOrder {
+    /// Field.
+    pub field: EmailOrderField,
+    /// Direction.
+    pub direction: OrderDirection,
+}
+
+/// What `emailAggregate` groups copies by: the charts Explorer shows.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EmailGroupBy {
+    /// Delivery action.
+    DeliveryAction,
+    /// Sender domain (the From: header's, else the envelope sender's).
+    SenderDomain,
+    /// Sender IP.
+    SenderIp,
+    /// Detection technology (a copy counts once under each of its technologies).
+    DetectionTechnology,
+    /// URL domain (a copy counts once under each host its URLs name).
+    UrlDomain,
+    /// Latest delivery location.
+    LatestDeliveryLocation,
+    /// Threat type (a copy counts once under each of its threats).
+    ThreatType,
+    /// UTC day, `YYYY-MM-DD` (buckets in time order).
+    Day,
+    /// UTC hour, `YYYY-MM-DDTHH:00:00Z` (buckets in time order).
+    Hour,
+}
+
+impl From<EmailGroupBy> for GroupBy {
+    fn from(g: EmailGroupBy) -> Self {
+        match g {
+            EmailGroupBy::DeliveryAction => GroupBy::DeliveryAction,
+            EmailGroupBy::SenderDomain => GroupBy::SenderDomain,
+            EmailGroupBy::SenderIp => GroupBy::SenderIp,
+            EmailGroupBy::DetectionTechnology => GroupBy::DetectionTechnology,
+            EmailGroupBy::UrlDomain => GroupBy::UrlDomain,
+            EmailGroupBy::LatestDeliveryLocation => GroupBy::LatestDeliveryLocation,
+            EmailGroupBy::ThreatType => GroupBy::ThreatType,
+            EmailGroupBy::Day => GroupBy::Day,
+            EmailGroupBy::Hour => GroupBy::Hour,
+        }
+    }
+}
+
+/// One bucket of a grouped count.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct EmailBucket {
+    /// The value grouped on (a delivery action, a domain, a day...).
+    pub key: String,
+    /// Copies in the bucket.
+    pub count: i64,
 }
