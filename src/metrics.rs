@@ -121,6 +121,7 @@ struct Inner {
     operations: Mutex<HashSet<String>>,
     rejected: Family<ReasonLabel, Counter>,
     alerts_ingested: Counter,
+    emails_ingested: Counter,
     live_subscribers: Gauge,
     ws_operations: Family<WsOperationLabels, Counter>,
     ws_connections: Gauge,
@@ -203,6 +204,12 @@ impl Metrics {
             "Alerts accepted by ingestion (created or updated)",
             alerts_ingested.clone(),
         );
+        let emails_ingested = Counter::default();
+        r.register(
+            "parapet_emails_ingested",
+            "Mail-flow records accepted by ingestion (created or updated copies)",
+            emails_ingested.clone(),
+        );
         let live_subscribers = Gauge::default();
         r.register(
             "parapet_live_subscribers",
@@ -228,6 +235,7 @@ impl Metrics {
             operations: Mutex::default(),
             rejected,
             alerts_ingested,
+            emails_ingested,
             live_subscribers,
             ws_operations,
             ws_connections,
@@ -273,6 +281,11 @@ impl Metrics {
     /// Counts `n` alerts accepted by ingestion (created or updated).
     pub fn alerts_ingested(&self, n: u64) {
         self.0.alerts_ingested.inc_by(n);
+    }
+
+    /// Counts `n` mail-flow records accepted by ingestion (created or updated copies).
+    pub fn emails_ingested(&self, n: u64) {
+        self.0.emails_ingested.inc_by(n);
     }
 
     /// Sets the live-subscriber gauge (read from the event hub at scrape time).

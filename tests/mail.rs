@@ -93,6 +93,8 @@ async fn records_are_stored_per_item_and_read_back_by_readers_of_the_tenant() {
     assert_eq!(app.err_code(None, PUSH, json!({ "e": [] })).await, "UNAUTHENTICATED");
     let admin = app.token("contoso", "admin@contoso.com", &[Role::Admin]);
     assert_eq!(push(&app, &admin, json!([])).await["accepted"], 0);
+    let (_, _, metrics) = app.get_text("/metrics").await;
+    assert!(metrics.contains("parapet_emails_ingested_total 1\n"), "{metrics}");
 
     // Another tenant sees nothing of it, not even that it exists.
     let other = app.token("fabrikam", "r@fabrikam.com", &[Role::Reader]);

@@ -82,6 +82,7 @@ impl MailMutation {
                 }
             });
         }
+        state(ctx).metrics.emails_ingested(u64::from(result.accepted.unsigned_abs()));
         Ok(result)
     }
 }
