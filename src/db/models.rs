@@ -238,3 +238,29 @@ pub struct EmailEvent {
     pub action_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
+
+/// A submission: an item reported as wrongly blocked or allowed, and its result.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = submissions)]
+pub struct Submission {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub content_type: SubmissionContentType,
+    pub category: SubmissionCategory,
+    pub email_id: Option<Uuid>,
+    pub network_message_id: Option<String>,
+    pub recipient: Option<String>,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub url: Option<String>,
+    pub file_sha256: Option<String>,
+    pub submitted_by: String,
+    pub submitted_by_name: Option<String>,
+    pub status: SubmissionStatus,
+    pub result_category: Option<SubmissionResultCategory>,
+    pub result: Option<String>,
+    pub result_detail: Option<String>,
+    pub allow_block_entry_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}

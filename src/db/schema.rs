@@ -193,6 +193,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    submissions (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        content_type -> Text,
+        category -> Text,
+        email_id -> Nullable<Uuid>,
+        network_message_id -> Nullable<Text>,
+        recipient -> Nullable<Text>,
+        sender -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        url -> Nullable<Text>,
+        file_sha256 -> Nullable<Text>,
+        submitted_by -> Text,
+        submitted_by_name -> Nullable<Text>,
+        status -> Text,
+        result_category -> Nullable<Text>,
+        result -> Nullable<Text>,
+        result_detail -> Nullable<Text>,
+        allow_block_entry_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     events (tenant_id, seq) {
         tenant_id -> Text,
         seq -> Int8,

@@ -358,6 +358,59 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// What a submission reports.
+    SubmissionContentType {
+        /// An e-mail copy.
+        Email => "EMAIL",
+        /// A URL.
+        Url => "URL",
+        /// A file (by SHA-256).
+        File => "FILE",
+    }
+);
+
+text_enum!(
+    /// What the submitter says the item is: `NOT_JUNK` reports a false positive (wrongly blocked), the
+    /// others a false negative (wrongly allowed).
+    SubmissionCategory {
+        /// Clean: it should not have been blocked.
+        NotJunk => "NOT_JUNK",
+        /// Spam.
+        Spam => "SPAM",
+        /// Phishing.
+        Phishing => "PHISHING",
+        /// Malware.
+        Malware => "MALWARE",
+    }
+);
+
+text_enum!(
+    /// Where a submission stands.
+    SubmissionStatus {
+        /// Being evaluated.
+        Pending => "PENDING",
+        /// Evaluated; see its result.
+        Completed => "COMPLETED",
+    }
+);
+
+text_enum!(
+    /// What the evaluation of a submission found.
+    SubmissionResultCategory {
+        /// The tenant allow list let it through.
+        AllowedByPolicy => "ALLOWED_BY_POLICY",
+        /// The tenant block list blocks it.
+        BlockedByPolicy => "BLOCKED_BY_POLICY",
+        /// Parapet's verdicts mark it as a threat.
+        ThreatsFound => "THREATS_FOUND",
+        /// Nothing in Parapet's data marks it as a threat.
+        NoThreatsFound => "NO_THREATS_FOUND",
+        /// Filtering held it for spam or normal-confidence phish only, which the submitter disputes.
+        NotJunk => "NOT_JUNK",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,5 +13,6 @@ pub mod incidents;
 pub mod manual;
 pub mod meta;
 pub mod queue;
+pub mod submissions;
 pub mod tenants;
 pub mod triage;
