@@ -31,8 +31,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("incidents", &["auth", "db", "events", "domain", "error"]),
     ("triage", &["incidents", "auth", "db", "events", "domain", "error"]),
     ("correlation", &["incidents", "db", "events", "domain", "error"]),
-    ("ingest", &["correlation", "incidents", "auth", "db", "events", "metrics", "domain", "error"]),
+    (
+        "ingest",
+        &["correlation", "incidents", "allowblock", "auth", "db", "events", "metrics", "domain", "error"],
+    ),
     ("tenants", &["db", "domain", "error"]),
+    // The tenant allow/block list: its rules, writes (with the audit log) and the matcher ingestion
+    // calls.
+    ("allowblock", &["auth", "db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
     ("config", &["auth", "db", "events", "domain", "error"]),
     ("state", &["auth", "db", "events", "metrics", "domain", "error"]),
@@ -42,6 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "graphql",
         &[
             "ingest",
+            "allowblock",
             "correlation",
             "incidents",
             "triage",
