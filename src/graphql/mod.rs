@@ -18,7 +18,13 @@ use uuid::Uuid;
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(query::me::MeQuery, query::queue::QueueQuery, query::settings::SettingsQuery);
+pub struct Query(
+    query::me::MeQuery,
+    query::queue::QueueQuery,
+    query::settings::SettingsQuery,
+    query::allowblock::AllowBlockQuery,
+    query::audit::AuditQuery,
+);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
@@ -27,6 +33,7 @@ pub struct Mutation(
     mutation::triage::TriageMutation,
     mutation::incidents::IncidentsMutation,
     mutation::settings::SettingsMutation,
+    mutation::allowblock::AllowBlockMutation,
 );
 
 /// The executable schema.
