@@ -93,7 +93,9 @@ fn strs(s: &std::collections::BTreeSet<String>) -> Vec<&str> {
 
 /// Records that the entries `ids` were used at `at` (what `lastUsedAt` shows): one statement; the date
 /// only moves forward, and an ALLOW following the 45-days-after-last-use rule is extended from it.
-/// Returns how many entries moved.
+/// Returns how many entries moved. It locks the rows it changes (in id order, so concurrent batches
+/// wait rather than deadlock) until the transaction ends: run it late in a batch's transaction, or in
+/// a short one of its own.
 pub async fn touch(conn: &mut Conn, tenant_id: &str, ids: &[Uuid], at: DateTime<Utc>) -> AppResult<usize> {
     let mut ids = ids.to_vec();
     ids.sort_unstable();

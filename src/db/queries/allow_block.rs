@@ -239,19 +239,23 @@ pub async fn active_matching(
 
 /// Records that the tenant's entries `ids` were used at `at`: `last_used_at` only moves forward, and
 /// an ALLOW following the last-use rule then expires that many days after it. Entries expired by `at`
-/// are left alone. One statement; returns how many rows changed.
+/// are left alone. The rows are locked in id order first, so two batches touching the same entries wait
+/// for each other rather than deadlock. One statement; returns how many rows changed.
 pub async fn touch(conn: &mut Conn, tenant_id: &str, ids: &[Uuid], at: DateTime<Utc>) -> QueryResult<usize> {
     if ids.is_empty() {
         return Ok(0);
     }
     prepared::sql(
-        "UPDATE allow_block_entries SET \
-           last_used_at = GREATEST(last_used_at, $3), \
-           expires_at = CASE WHEN remove_after_days IS NULL THEN expires_at \
-             ELSE GREATEST(expires_at, \
-                           GREATEST(last_used_at, $3) + make_interval(days => remove_after_days)) END \
-         WHERE tenant_id = $1 AND id = ANY($2) AND (expires_at IS NULL OR expires_at > $3) \
-           AND (last_used_at IS NULL OR last_used_at < $3)",
+        "UPDATE allow_block_entries e SET \
+           last_used_at = GREATEST(e.last_used_at, $3), \
+           expires_at = CASE WHEN e.remove_after_days IS NULL THEN e.expires_at \
+             ELSE GREATEST(e.expires_at, \
+                           GREATEST(e.last_used_at, $3) + make_interval(days => e.remove_after_days)) END \
+         FROM (SELECT id FROM allow_block_entries \
+               WHERE tenant_id = $1 AND id = ANY($2) AND (expires_at IS NULL OR expires_at > $3) \
+                 AND (last_used_at IS NULL OR last_used_at < $3) \
+               ORDER BY id FOR UPDATE) s \
+         WHERE e.tenant_id = $1 AND e.id = s.id",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Array<diesel::sql_types::Uuid>, _>(column(ids, |id| *id))
