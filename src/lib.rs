@@ -1,10 +1,11 @@
 //! Parapet: an incident and alert management server for e-mail security operations, over GraphQL.
 //!
 //! Layers (ARCHITECTURE.md, README "Layers"): `graphql` (thin resolvers) → domain services (`ingest`,
-//! `correlation`, `triage`, `incidents`, `tenants`) → `events` (the outbox) → `db` (tables and queries)
-//! → `domain` (shared types and rules). `http` serves it; `config` reads the settings. `tests/layers.rs`
-//! fails on an import that goes up.
+//! `correlation`, `triage`, `incidents`, `tenants`, `allowblock`) → `events` (the outbox) → `db` (tables
+//! and queries) → `domain` (shared types and rules). `http` serves it; `config` reads the settings.
+//! `tests/layers.rs` fails on an import that goes up.
 
+pub mod allowblock;
 pub mod auth;
 pub mod config;
 pub mod correlation;

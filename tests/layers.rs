@@ -31,10 +31,27 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("incidents", &["auth", "db", "events", "domain", "error"]),
     ("triage", &["incidents", "auth", "db", "events", "domain", "error"]),
     ("correlation", &["incidents", "db", "events", "domain", "error"]),
-    ("ingest", &["correlation", "incidents", "mail", "auth", "db", "events", "metrics", "domain", "error"]),
+    (
+        "ingest",
+        &[
+            "correlation",
+            "incidents",
+            "mail",
+            "allowblock",
+            "auth",
+            "db",
+            "events",
+            "metrics",
+            "domain",
+            "error",
+        ],
+    ),
     ("tenants", &["db", "domain", "error"]),
-    // The mail store: mail flow, copies' timelines, partitions.
-    ("mail", &["auth", "db", "events", "domain", "error"]),
+    // The tenant allow/block list: its rules, writes (with the audit log) and the matcher ingestion
+    // calls.
+    ("allowblock", &["auth", "db", "domain", "error"]),
+    // The mail store: mail flow, copies' timelines, partitions; mail-flow records meet the list here.
+    ("mail", &["allowblock", "auth", "db", "events", "domain", "error"]),
     // Threat Explorer: hunting filters and aggregations over the mail store.
     ("explorer", &["db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
@@ -46,6 +63,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "graphql",
         &[
             "ingest",
+            "allowblock",
             "mail",
             "explorer",
             "correlation",

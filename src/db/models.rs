@@ -264,3 +264,54 @@ pub struct Submission {
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
+
+/// An entry of the tenant allow/block list. `ip_range` (generated from `value` for IP entries) is left
+/// out: matching reads it in SQL.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, QueryableByName)]
+#[diesel(table_name = allow_block_entries)]
+pub struct AllowBlockEntry {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub kind: AllowBlockKind,
+    /// Normalised: what matching compares and duplicates are found by.
+    pub value: String,
+    pub action: AllowBlockAction,
+    pub notes: Option<String>,
+    /// The effective expiry; `None` exactly when `never_expire`.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub never_expire: bool,
+    /// For an ALLOW without an explicit date: each use moves `expires_at` to `last_used_at` + this many days.
+    pub remove_after_days: Option<i32>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Option<String>,
+}
+
+impl AllowBlockEntry {
+    /// Whether the entry has stopped applying at `now`.
+    pub fn expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// One entry of the tenant audit log: a change to the tenant's configuration.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditEntry {
+    pub tenant_id: String,
+    pub id: Uuid,
+    /// Who: the caller's UPN.
+    pub actor: String,
+    pub actor_name: Option<String>,
+    pub target_kind: AuditTargetKind,
+    /// The entry's id; `None` for the tenant's settings.
+    pub target_id: Option<String>,
+    pub action: AuditAction,
+    /// The target before the change (`None` for a creation).
+    pub before: Option<serde_json::Value>,
+    /// The target after the change (`None` for a deletion).
+    pub after: Option<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}

@@ -253,6 +253,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    allow_block_entries (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        kind -> Text,
+        value -> Text,
+        action -> Text,
+        notes -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        never_expire -> Bool,
+        remove_after_days -> Nullable<Int4>,
+        last_used_at -> Nullable<Timestamptz>,
+        created_by -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Text>,
+        ip_range -> Nullable<Cidr>,
+    }
+}
+
+diesel::table! {
+    audit_log (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        actor -> Text,
+        actor_name -> Nullable<Text>,
+        target_kind -> Text,
+        target_id -> Nullable<Text>,
+        action -> Text,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     incidents,
     alerts,

@@ -316,6 +316,52 @@ text_enum!(
 );
 
 text_enum!(
+    /// The list a tenant allow/block entry belongs to: what its value names.
+    AllowBlockKind {
+        /// An e-mail address, a domain, or `*.domain` (the domain and its subdomains).
+        Sender => "SENDER",
+        /// A URL (a prefix of the URLs it matches) or a domain (every URL on that host).
+        Url => "URL",
+        /// A file's SHA-256.
+        FileHash => "FILE_HASH",
+        /// An IPv4 or IPv6 address or CIDR range (the sending server's address).
+        Ip => "IP",
+    }
+);
+
+text_enum!(
+    /// What a tenant allow/block entry does to matching mail. Blocks win over allows.
+    AllowBlockAction {
+        /// Overrides spam and normal-confidence phish verdicts (never malware or high-confidence phish).
+        Allow => "ALLOW",
+        /// Makes matching mail high-confidence phish (sender, URL, IP) or malware (file).
+        Block => "BLOCK",
+    }
+);
+
+text_enum!(
+    /// What an audit-log entry changed.
+    AuditTargetKind {
+        /// An entry of the tenant allow/block list (`targetId` is its id).
+        AllowBlockEntry => "ALLOW_BLOCK_ENTRY",
+        /// The tenant's settings (`targetId` is null).
+        TenantSettings => "TENANT_SETTINGS",
+    }
+);
+
+text_enum!(
+    /// How an audit-log entry changed its target.
+    AuditAction {
+        /// Created it (`before` is null).
+        Create => "CREATE",
+        /// Changed it.
+        Update => "UPDATE",
+        /// Deleted it (`after` is null).
+        Delete => "DELETE",
+    }
+);
+
+text_enum!(
     /// Kind of mailbox configuration evidence.
     MailboxConfigurationType {
         MailForwardingRule => "MAIL_FORWARDING_RULE",

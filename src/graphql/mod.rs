@@ -23,6 +23,8 @@ pub struct Query(
     query::queue::QueueQuery,
     query::settings::SettingsQuery,
     query::mail::MailQuery,
+    query::allowblock::AllowBlockQuery,
+    query::audit::AuditQuery,
 );
 
 /// The mutation root.
@@ -33,6 +35,7 @@ pub struct Mutation(
     mutation::triage::TriageMutation,
     mutation::incidents::IncidentsMutation,
     mutation::settings::SettingsMutation,
+    mutation::allowblock::AllowBlockMutation,
 );
 
 /// The executable schema.

@@ -3,6 +3,8 @@
 pub mod activity;
 pub mod activity_log;
 pub mod alerts;
+pub mod allow_block;
+pub mod audit;
 pub mod comments;
 pub mod correlation;
 pub mod emails;

@@ -22,6 +22,12 @@ pub async fn get(conn: &mut Conn, tenant_id: &str) -> QueryResult<Tenant> {
     tenants::table.find(tenant_id).select(Tenant::as_select()).first(conn).await
 }
 
+/// The tenant's settings, locked until the transaction ends (`FOR NO KEY UPDATE`: rows that only
+/// reference the tenant are not held up).
+pub async fn lock(conn: &mut Conn, tenant_id: &str) -> QueryResult<Tenant> {
+    tenants::table.find(tenant_id).for_no_key_update().select(Tenant::as_select()).first(conn).await
+}
+
 /// A change to a tenant's settings; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = tenants)]

@@ -1,5 +1,6 @@
 //! Mutation root parts.
 
+pub mod allowblock;
 pub mod incidents;
 pub mod ingest;
 pub mod mail;

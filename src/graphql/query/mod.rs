@@ -1,5 +1,7 @@
 //! Query root parts.
 
+pub mod allowblock;
+pub mod audit;
 pub mod mail;
 pub mod me;
 pub mod queue;

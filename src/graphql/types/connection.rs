@@ -9,6 +9,8 @@ use crate::db::queries::queue::{Keyset, Parent, TimeKeyset};
 use crate::db::queries::{alerts, incidents};
 use crate::error::{AppError, AppResult, GqlResult};
 use crate::graphql::loaders::{self, SetHandle};
+use crate::graphql::types::allowblock::AllowBlockEntry;
+use crate::graphql::types::audit::AuditEntry;
 use crate::graphql::types::evidence::{from_entity, Evidence};
 use crate::graphql::types::{activity::ActivityEntry, alert::Alert, comment::Comment, incident::Incident};
 use async_graphql::connection::{CursorType, OpaqueCursor};
@@ -148,6 +150,18 @@ pub enum TotalCount {
         /// Incident or alert.
         parent: Parent,
     },
+    /// Entries of the allow/block list matching a filter.
+    AllowBlockEntries {
+        /// Tenant.
+        tenant: String,
+        /// Filter.
+        filter: Arc<crate::db::queries::allow_block::EntryFilter>,
+    },
+    /// Entries of the tenant audit log.
+    AuditLog {
+        /// Tenant.
+        tenant: String,
+    },
 }
 
 impl TotalCount {
@@ -167,6 +181,14 @@ impl TotalCount {
             TotalCount::Activity { tenant, parent } => l.activity_count(tenant, *parent).await?,
             TotalCount::IncidentEntities { tenant, incident, kinds } => {
                 l.entity_count(tenant, *incident, *kinds).await?
+            }
+            TotalCount::AllowBlockEntries { tenant, filter } => {
+                let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
+                crate::allowblock::entries::count(&mut conn, tenant, filter).await?
+            }
+            TotalCount::AuditLog { tenant } => {
+                let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
+                crate::db::queries::audit::count(&mut conn, tenant).await.map_err(AppError::from)?
             }
         };
         Ok(n)
@@ -286,6 +308,23 @@ connection!(
     ActivityEntry
 );
 
+connection!(
+    /// A page of the tenant allow/block list (newest first).
+    AllowBlockEntryConnection,
+    AllowBlockEntryEdge,
+    AllowBlockEntry
+);
+connection!(
+    /// A page of the tenant audit log (newest first).
+    AuditEntryConnection,
+    AuditEntryEdge,
+    AuditEntry
+);
+
+/// Cursor scope of the allow/block list.
+pub const ALLOW_BLOCK_SCOPE: &str = "allowBlockEntries";
+/// Cursor scope of the audit log.
+pub const AUDIT_SCOPE: &str = "auditLog";
 /// Cursor scope of an incident's alerts (oldest first).
 pub const INCIDENT_ALERTS_SCOPE: &str = "incident.alerts";
 /// Cursor scope of a parent's comments.

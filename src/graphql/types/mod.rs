@@ -3,6 +3,8 @@
 
 pub mod activity;
 pub mod alert;
+pub mod allowblock;
+pub mod audit;
 pub mod comment;
 pub mod connection;
 pub mod email;
