@@ -22,6 +22,7 @@ pub mod mail;
 pub mod metrics;
 pub mod playground;
 pub mod state;
+pub mod submissions;
 pub mod tenants;
 pub mod triage;
 pub mod ws;

@@ -52,6 +52,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("allowblock", &["auth", "db", "domain", "error"]),
     // The mail store: mail flow, copies' timelines, partitions; mail-flow records meet the list here.
     ("mail", &["allowblock", "auth", "db", "events", "domain", "error"]),
+    // Submissions: evaluated from the list, the mail store and the verdicts; may create an entry.
+    ("submissions", &["allowblock", "mail", "auth", "db", "domain", "error"]),
     // Threat Explorer: hunting filters and aggregations over the mail store.
     ("explorer", &["db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
@@ -66,6 +68,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "allowblock",
             "mail",
             "explorer",
+            "submissions",
             "correlation",
             "incidents",
             "triage",

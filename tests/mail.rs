@@ -375,3 +375,94 @@ async fn retention_detaches_and_drops_whole_weeks() {
     let again = parapet::mail::partitions::maintain(&app.state.pool, later, 5_000).await.expect("pass");
     assert!(again.detached.is_empty() && again.dropped.is_empty(), "{again:?}");
 }
+
+const CREATE_ENTRY: &str =
+    "mutation($i: CreateAllowBlockEntryInput!) { createAllowBlockEntry(input: $i) { id } }";
+const ENTRY: &str = "query($id: ID!) { allowBlockEntry(id: $id) { lastUsedAt } }";
+const VERDICT: &str =
+    "query($id: ID!) { email(id: $id) { threatTypes phishConfidence detectionTechnologies overrideSource } }";
+
+async fn entry(app: &TestApp, admin: &str, kind: &str, value: &str, action: &str) -> String {
+    let d =
+        app.ok(admin, CREATE_ENTRY, json!({ "i": { "kind": kind, "value": value, "action": action } })).await;
+    d["createAllowBlockEntry"]["id"].as_str().expect("entry id").to_string()
+}
+
+async fn last_used(app: &TestApp, token: &str, id: &str) -> Value {
+    app.ok(token, ENTRY, json!({ "id": id })).await["allowBlockEntry"]["lastUsedAt"].clone()
+}
+
+#[tokio::test]
+async fn the_tenant_list_judges_every_copy_written() {
+    let app = TestApp::new().await;
+    let admin = app.token("contoso", "admin@contoso.com", &[Role::Admin]);
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let sender_block = entry(&app, &admin, "SENDER", "*.fabrikam.example", "BLOCK").await;
+    let file_block = entry(&app, &admin, "FILE_HASH", &"d".repeat(64), "BLOCK").await;
+    let allow = entry(&app, &admin, "SENDER", "newsletter@partner.example", "ALLOW").await;
+    let unused = entry(&app, &admin, "URL", "https://never.example/", "BLOCK").await;
+    let now = Utc::now() - Duration::minutes(10);
+
+    let mut blocked = record("tabl-1", "bob@contoso.com", now);
+    blocked["threatTypes"] = json!([]);
+    let mut malware = record("tabl-2", "bob@contoso.com", now);
+    malware["headerFrom"] = json!("x@elsewhere.example");
+    malware["envelopeSender"] = json!("x@elsewhere.example");
+    malware["threatTypes"] = json!([]);
+    malware["attachments"] = json!([{ "name": "a.exe", "sha256": "D".repeat(64) }]);
+    let mut spam = record("tabl-3", "bob@contoso.com", now);
+    spam["headerFrom"] = json!("newsletter@partner.example");
+    spam["envelopeSender"] = json!("newsletter@partner.example");
+    spam["threatTypes"] = json!(["SPAM"]);
+    spam["attachments"] = json!([]);
+    let mut high = spam.clone();
+    high["networkMessageId"] = json!("tabl-4");
+    high["threatTypes"] = json!(["PHISH"]);
+    high["phishConfidence"] = json!("HIGH");
+    let r = push(&app, &gw, json!([blocked, malware, spam, high])).await;
+    let id = |i: usize| r["items"][i]["email"]["id"].as_str().unwrap_or_default().to_string();
+    let verdict = |i: usize| {
+        let (app, reader, id) = (&app, reader.clone(), id(i));
+        async move { app.ok(&reader, VERDICT, json!({ "id": id })).await["email"].clone() }
+    };
+
+    let v = verdict(0).await;
+    assert_eq!(v["threatTypes"], json!(["PHISH"]), "a blocked sender's copy is phish: {v:#}");
+    assert_eq!(v["phishConfidence"], "HIGH");
+    assert!(v["detectionTechnologies"]
+        .as_array()
+        .is_some_and(|t| t.contains(&json!("Tenant Allow/Block List sender block"))));
+    assert_eq!(v["overrideSource"], "Tenant Allow/Block List");
+    let v = verdict(1).await;
+    assert_eq!(v["threatTypes"], json!(["MALWARE"]), "a blocked file's copy is malware: {v:#}");
+    let v = verdict(2).await;
+    assert_eq!(v["threatTypes"], json!([]), "an allow clears spam: {v:#}");
+    assert_eq!(v["overrideSource"], "Tenant Allow/Block List");
+    let v = verdict(3).await;
+    assert_eq!(v["threatTypes"], json!(["PHISH"]), "an allow never clears high-confidence phish: {v:#}");
+    assert_eq!(v["overrideSource"], Value::Null);
+
+    for used in [&sender_block, &file_block, &allow] {
+        assert!(last_used(&app, &admin, used).await.is_string(), "entry {used} was used");
+    }
+    assert_eq!(last_used(&app, &admin, &unused).await, Value::Null, "an entry that matched nothing");
+
+    // Copies learned from alerts are judged too.
+    let alert = json!({ "providerAlertId": "tabl-a", "serviceSource": "mdo", "title": "x", "severity": "LOW",
+        "evidence": [{ "email": { "networkMessageId": "tabl-5", "recipient": "carol@contoso.com",
+                                   "headerFrom": "ceo@mail.fabrikam.example" } }] });
+    let d = app.ok(&gw, INGEST, json!({ "alerts": [alert] })).await;
+    let alert_id = d["ingestAlerts"]["items"][0]["alert"]["id"].as_str().unwrap_or_default().to_string();
+    let ev = app.ok(&reader, "query($id: ID!) { alert(id: $id) { evidence { ... on EmailEvidence { email { threatTypes overrideSource } } } } }", json!({ "id": alert_id })).await;
+    assert_eq!(ev["alert"]["evidence"][0]["email"]["threatTypes"], json!(["PHISH"]), "{ev:#}");
+
+    // Another tenant's mail is untouched by contoso's list.
+    let gw_b = app.token("fabrikam", "gw@fabrikam.com", &[Role::Ingestor]);
+    let reader_b = app.token("fabrikam", "r@fabrikam.com", &[Role::Reader]);
+    let mut clean = record("tabl-b", "bob@fabrikam.com", now);
+    clean["threatTypes"] = json!([]);
+    let b = push(&app, &gw_b, json!([clean])).await;
+    let v = app.ok(&reader_b, VERDICT, json!({ "id": b["items"][0]["email"]["id"] })).await;
+    assert_eq!(v["email"]["threatTypes"], json!([]));
+}

@@ -84,6 +84,14 @@ pub async fn create(pool: &Pool, caller: &Caller, input: &NewEntry) -> AppResult
     .await
 }
 
+/// [`create`] inside the caller's transaction (a submission that creates its entry commits both or
+/// neither); the caller retries collisions.
+pub async fn create_in(c: &mut Conn, caller: &Caller, input: &NewEntry) -> AppResult<AllowBlockEntry> {
+    let value = value::normalise(input.kind, &input.value)?;
+    let notes = notes(input.notes.as_deref())?;
+    create_tx(c, caller, input, &value, notes).await
+}
+
 async fn create_tx(
     c: &mut Conn,
     caller: &Caller,

@@ -49,6 +49,8 @@ pub fn normalise_url(field: &str, v: Option<&str>) -> Result<String, String> {
     if v.is_empty() {
         return Err(format!("{field} is required"));
     }
+    // The URL parser would percent-encode a NUL; refuse it as every other client string is refused.
+    super::text::storable(field, v)?;
     if v.len() > MAX_URL {
         return Err(format!("{field} is longer than {MAX_URL} characters"));
     }

@@ -23,6 +23,7 @@ pub struct Query(
     query::queue::QueueQuery,
     query::settings::SettingsQuery,
     query::mail::MailQuery,
+    query::submissions::SubmissionsQuery,
     query::allowblock::AllowBlockQuery,
     query::audit::AuditQuery,
 );
@@ -32,6 +33,7 @@ pub struct Query(
 pub struct Mutation(
     mutation::ingest::IngestMutation,
     mutation::mail::MailMutation,
+    mutation::submissions::SubmissionsMutation,
     mutation::triage::TriageMutation,
     mutation::incidents::IncidentsMutation,
     mutation::settings::SettingsMutation,

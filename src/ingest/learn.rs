@@ -11,9 +11,11 @@ use crate::domain::enums::{DeliveryAction, DeliveryLocation, Direction, EmailSou
 use crate::error::AppResult;
 use crate::mail::decide::event;
 use crate::mail::ingest::{learn_lock, new_row, window_start};
+use crate::mail::overrides;
 use crate::mail::validate::MAX_SKEW_HOURS;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashSet;
+use uuid::Uuid;
 
 /// Who the original-delivery event of a learned copy names.
 pub const ALERT_ACTOR: &str = "alert evidence";
@@ -104,9 +106,27 @@ pub async fn learn(
     if copies.is_empty() {
         return Ok(0);
     }
+    // Copies already stored (committed, as copies stay until retention) need no lock at all.
+    let since = window_start(now) - Duration::days(1);
+    let nmids: Vec<String> = copies.iter().map(|c| c.network_message_id.clone()).collect();
+    let recipients: Vec<String> = copies.iter().map(|c| c.recipient.clone()).collect();
+    let stored: std::collections::HashSet<(String, String)> =
+        q::by_copies(conn, tenant_id, &nmids, &recipients, since)
+            .await?
+            .into_iter()
+            .map(|e| (e.network_message_id, e.recipient))
+            .collect();
+    let copies: Vec<&PreparedEmail> = copies
+        .iter()
+        .filter(|c| !stored.contains(&(c.network_message_id.clone(), c.recipient.clone())))
+        .collect();
+    if copies.is_empty() {
+        return Ok(0);
+    }
     q::learn_lock(conn, learn_lock(tenant_id), true).await?;
-    let rows: Vec<_> = copies.iter().map(|p| new_row(tenant_id, p, EmailSource::Alert, now)).collect();
-    let inserted = q::insert_learned(conn, &rows, window_start(now) - Duration::days(1)).await?;
+    let mut rows: Vec<_> = copies.iter().map(|p| new_row(tenant_id, p, EmailSource::Alert, now)).collect();
+    let used = overrides::apply(conn, tenant_id, &mut rows.iter_mut().collect::<Vec<_>>(), now).await?;
+    let inserted = q::insert_learned(conn, &rows, since).await?;
     let events: Vec<_> = inserted
         .iter()
         .map(|r| {
@@ -125,5 +145,7 @@ pub async fn learn(
         })
         .collect();
     q::insert_events(conn, &events).await?;
+    let entry_ids: Vec<Uuid> = inserted.iter().filter_map(|r| used.get(&r.id)).flatten().copied().collect();
+    crate::allowblock::touch(conn, tenant_id, &entry_ids, now).await?;
     Ok(inserted.len())
 }

@@ -4,6 +4,7 @@
 
 use super::decide::{initial_state_at, plan, Applied};
 use super::input::EmailInput;
+use super::overrides;
 use super::validate::prepare;
 use crate::auth::{Caller, Role};
 use crate::db::models::Email;
@@ -112,7 +113,10 @@ async fn write_batch(
     let stored = q::lock_by_copies(conn, tid, &nmids, &recipients, since).await?;
     let items: Vec<(PreparedEmail, Email)> =
         good.iter().map(|p| ((*p).clone(), new_row(tid, p, EmailSource::MailFlow, now))).collect();
-    let plan = plan(stored, items, now);
+    let mut plan = plan(stored, items, now);
+    // The list judges every copy written: new ones and the ones a record changed.
+    let mut written: Vec<&mut Email> = plan.inserts.iter_mut().chain(plan.updates.iter_mut()).collect();
+    let used = overrides::apply(conn, tid, &mut written, now).await?;
     if !plan.moves.is_empty() {
         let ids: Vec<Uuid> = plan.moves.iter().map(|m| m.0).collect();
         let from: Vec<DateTime<Utc>> = plan.moves.iter().map(|m| m.1).collect();
@@ -126,6 +130,9 @@ async fn write_batch(
     }
     q::update_copies(conn, &plan.updates).await?;
     q::insert_events(conn, &plan.events).await?;
+    // Last: recording the entries' use locks their rows until commit.
+    let entry_ids: Vec<Uuid> = used.into_values().flatten().collect();
+    crate::allowblock::touch(conn, tid, &entry_ids, now).await?;
     Ok(plan.applied)
 }
 

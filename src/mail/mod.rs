@@ -5,5 +5,6 @@
 pub mod decide;
 pub mod ingest;
 pub mod input;
+pub mod overrides;
 pub mod partitions;
 pub mod validate;

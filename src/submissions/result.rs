@@ -91,7 +91,11 @@ pub fn evaluate(category: SubmissionCategory, facts: &Facts) -> Outcome {
         };
     }
     if let Some(entry) = &facts.allowed_by {
-        return outcome(R::AllowedByPolicy, "Allowed by tenant allow list", format!("the allow entry {entry} matches it"));
+        return outcome(
+            R::AllowedByPolicy,
+            "Allowed by tenant allow list",
+            format!("the allow entry {entry} matches it"),
+        );
     }
     match threat {
         Threat::Malicious => outcome(

@@ -90,3 +90,20 @@ pub async fn page(
 pub async fn count(conn: &mut Conn, tenant_id: &str, f: &SubmissionFilter) -> QueryResult<i64> {
     filtered(tenant_id, f).count().get_result(conn).await
 }
+
+/// The distinct verdicts alerts' evidence gives the entity `entity_key` (`URL:<url>`, `FILE:<sha256>`,
+/// `EMAIL:<network message id>:<recipient>`).
+pub async fn evidence_verdicts(
+    conn: &mut Conn,
+    tenant_id: &str,
+    entity_key: &str,
+) -> QueryResult<Vec<String>> {
+    use crate::db::schema::evidence;
+    evidence::table
+        .filter(evidence::tenant_id.eq(tenant_id))
+        .filter(evidence::entity_key.eq(entity_key))
+        .select(evidence::verdict)
+        .distinct()
+        .load::<String>(conn)
+        .await
+}

@@ -5,4 +5,5 @@ pub mod incidents;
 pub mod ingest;
 pub mod mail;
 pub mod settings;
+pub mod submissions;
 pub mod triage;

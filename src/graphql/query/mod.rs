@@ -6,3 +6,4 @@ pub mod mail;
 pub mod me;
 pub mod queue;
 pub mod settings;
+pub mod submissions;

@@ -162,6 +162,13 @@ pub enum TotalCount {
         /// Tenant.
         tenant: String,
     },
+    /// Submissions matching a filter.
+    Submissions {
+        /// Tenant.
+        tenant: String,
+        /// Filter.
+        filter: Arc<crate::db::queries::submissions::SubmissionFilter>,
+    },
 }
 
 impl TotalCount {
@@ -189,6 +196,12 @@ impl TotalCount {
             TotalCount::AuditLog { tenant } => {
                 let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
                 crate::db::queries::audit::count(&mut conn, tenant).await.map_err(AppError::from)?
+            }
+            TotalCount::Submissions { tenant, filter } => {
+                let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
+                crate::db::queries::submissions::count(&mut conn, tenant, filter)
+                    .await
+                    .map_err(AppError::from)?
             }
         };
         Ok(n)
@@ -321,6 +334,15 @@ connection!(
     AuditEntry
 );
 
+connection!(
+    /// A page of submissions (newest first).
+    SubmissionConnection,
+    SubmissionEdge,
+    crate::graphql::types::submission::Submission
+);
+
+/// Cursor scope of submissions.
+pub const SUBMISSIONS_SCOPE: &str = "submissions";
 /// Cursor scope of the allow/block list.
 pub const ALLOW_BLOCK_SCOPE: &str = "allowBlockEntries";
 /// Cursor scope of the audit log.

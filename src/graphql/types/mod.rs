@@ -12,4 +12,5 @@ pub mod evidence;
 pub mod filters;
 pub mod incident;
 pub mod settings;
+pub mod submission;
 pub mod summary;
