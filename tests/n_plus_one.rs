@@ -144,6 +144,30 @@ async fn statements_do_not_grow_with_the_page_size() {
     eprintln!("statements: {small} for 10 alerts, {large} for 50");
     assert_eq!(small, large, "10 alerts: {small_log:#?}\n50 alerts: {large_log:#?}");
     assert!(large <= 9, "{large} statements: {large_log:#?}");
+    // Threat Explorer: a page of copies with each copy's timeline and alerts.
+    let gw = app.token(t, "gw@contoso.com", &[Role::Ingestor]);
+    let now = chrono::Utc::now();
+    let records: Vec<serde_json::Value> = (0..60)
+        .map(|n| {
+            json!({ "networkMessageId": format!("hunt-{n}"), "recipient": "user0@contoso.com",
+                         "receivedAt": (now - chrono::Duration::minutes(n)).to_rfc3339(),
+                         "headerFrom": "bad@evil.example", "latestDeliveryLocation": "QUARANTINE" })
+        })
+        .collect();
+    let pushed = app
+        .ok(
+            &gw,
+            "mutation($e: [EmailInput!]!) { ingestEmails(emails: $e) { accepted } }",
+            json!({ "e": records }),
+        )
+        .await;
+    assert_eq!(pushed["ingestEmails"]["accepted"], 60);
+    let (small, small_log) = email_statements_for(&app, &token, 10).await;
+    let (large, large_log) = email_statements_for(&app, &token, 50).await;
+    eprintln!("statements: {small} for 10 copies, {large} for 50");
+    assert_eq!(small, large, "10 copies: {small_log:#?}\n50 copies: {large_log:#?}");
+    // The page, its count, the page's timelines, the page's alerts.
+    assert!(large <= 4, "{large} statements: {large_log:#?}");
     // Connections are lent again without a round trip: no ping on any of the checkouts above.
     assert_eq!(PINGS.load(Ordering::SeqCst), 0, "a checkout sent a liveness query");
 }
@@ -173,6 +197,30 @@ async fn alert_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, V
         assert_eq!(a["comments"]["totalCount"], 1);
         assert_eq!(a["incident"]["alerts"]["nodes"].as_array().map(Vec::len), Some(2));
         assert_eq!(a["incident"]["alerts"]["nodes"][1]["evidence"].as_array().map(Vec::len), Some(2));
+    }
+    let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    (after - before, log)
+}
+
+const EMAIL_PAGE: &str = r#"query($n: Int) {
+  emails(filter: { sender: "evil.example" }, first: $n) {
+    totalCount
+    nodes { id timeline { kind toLocation } alerts { id } }
+  }
+}"#;
+
+async fn email_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, Vec<String>) {
+    if let Ok(mut log) = LOG.lock() {
+        log.clear();
+    }
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let data = app.ok(token, EMAIL_PAGE, json!({ "n": n })).await;
+    let after = STATEMENTS.load(Ordering::SeqCst);
+    let nodes = data["emails"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), n);
+    assert_eq!(data["emails"]["totalCount"], 60);
+    for e in nodes {
+        assert_eq!(e["timeline"].as_array().map(Vec::len), Some(2), "delivery and the move: {e}");
     }
     let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
     (after - before, log)

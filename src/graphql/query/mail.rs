@@ -28,7 +28,7 @@ impl MailQuery {
         let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
         let since = window_start(chrono::Utc::now());
         let row = emails::find(&mut conn, &caller.tenant_id, id, since).await.map_err(AppError::from)?;
-        Ok(row.map(Email))
+        Ok(row.map(Email::new))
     }
 
     /// Threat Explorer: the copies of the last 30 days matching `filter`, newest first by default.

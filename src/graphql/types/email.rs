@@ -2,10 +2,11 @@
 
 use crate::auth::Role;
 use crate::db::models;
+use crate::db::queries::emails;
 use crate::db::queries::explorer::{GroupBy, Hunt};
 use crate::domain::enums::*;
-use crate::error::GqlResult;
-use crate::graphql::loaders::{self, EmailAlertsKey, EmailTimelineKey, EMAIL_ALERTS_CAP};
+use crate::error::{AppError, GqlResult};
+use crate::graphql::loaders::{self, EmailAlertsKey, EmailTimelineKey, EMAIL_ALERTS_CAP, TIMELINE_CAP};
 use crate::graphql::require;
 use crate::graphql::state;
 use crate::graphql::types::alert::Alert;
@@ -15,10 +16,68 @@ use crate::graphql::types::evidence::Attachment;
 use crate::graphql::types::filters::OrderDirection;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One copy of an e-mail message: the message as one recipient got it.
-pub struct Email(pub models::Email);
+pub struct Email {
+    row: models::Email,
+    // The Explorer page it came in, whose copies load their nested lists together.
+    page: Option<Arc<EmailPage>>,
+}
+
+impl Email {
+    /// A copy read on its own (its nested lists batch through the DataLoader).
+    pub fn new(row: models::Email) -> Self {
+        Self { row, page: None }
+    }
+}
+
+/// The copies of one Explorer page: the first copy asking for a nested list loads it for the whole
+/// page in one statement, the others share it, so a page costs the same statements whatever its size.
+pub struct EmailPage {
+    tenant: String,
+    ids: Vec<uuid::Uuid>,
+    entity_keys: Vec<String>,
+    timelines: tokio::sync::OnceCell<HashMap<uuid::Uuid, Vec<models::EmailEvent>>>,
+    alerts: tokio::sync::OnceCell<HashMap<String, Vec<models::Alert>>>,
+}
+
+impl EmailPage {
+    async fn timeline(&self, ctx: &Context<'_>, id: uuid::Uuid) -> GqlResult<Vec<models::EmailEvent>> {
+        let all = self
+            .timelines
+            .get_or_try_init(|| async {
+                let mut conn = state(ctx).pool.get().await?;
+                let rows = emails::timelines(&mut conn, &self.tenant, &self.ids, TIMELINE_CAP).await?;
+                let mut out: HashMap<uuid::Uuid, Vec<models::EmailEvent>> = HashMap::new();
+                for e in rows {
+                    out.entry(e.email_id).or_default().push(e);
+                }
+                Ok::<_, AppError>(out)
+            })
+            .await?;
+        Ok(all.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn alerts(&self, ctx: &Context<'_>, key: &str) -> GqlResult<Vec<models::Alert>> {
+        let all = self
+            .alerts
+            .get_or_try_init(|| async {
+                let mut conn = state(ctx).pool.get().await?;
+                let rows =
+                    emails::alerts_naming(&mut conn, &self.tenant, &self.entity_keys, EMAIL_ALERTS_CAP)
+                        .await?;
+                let mut out: HashMap<String, Vec<models::Alert>> = HashMap::new();
+                for (k, a) in rows {
+                    out.entry(k).or_default().push(a);
+                }
+                Ok::<_, AppError>(out)
+            })
+            .await?;
+        Ok(all.get(key).cloned().unwrap_or_default())
+    }
+}
 
 /// One event of a copy's delivery timeline.
 pub struct DeliveryEvent(pub models::EmailEvent);
@@ -27,123 +86,126 @@ pub struct DeliveryEvent(pub models::EmailEvent);
 impl Email {
     /// Copy id.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
     /// Exchange's id of the message (shared by all its copies).
     async fn network_message_id(&self) -> &str {
-        &self.0.network_message_id
+        &self.row.network_message_id
     }
     /// The Message-ID header.
     async fn internet_message_id(&self) -> Option<&str> {
-        self.0.internet_message_id.as_deref()
+        self.row.internet_message_id.as_deref()
     }
     /// Recipient of this copy.
     async fn recipient(&self) -> &str {
-        &self.0.recipient
+        &self.row.recipient
     }
     /// The recipient's domain.
     async fn recipient_domain(&self) -> &str {
-        &self.0.recipient_domain
+        &self.row.recipient_domain
     }
     /// SMTP MAIL FROM ("P1" sender).
     async fn envelope_sender(&self) -> Option<&str> {
-        self.0.envelope_sender.as_deref()
+        self.row.envelope_sender.as_deref()
     }
     /// The envelope sender's domain.
     async fn envelope_sender_domain(&self) -> Option<&str> {
-        self.0.envelope_sender_domain.as_deref()
+        self.row.envelope_sender_domain.as_deref()
     }
     /// The From: header ("P2" sender).
     async fn header_from(&self) -> Option<&str> {
-        self.0.header_from.as_deref()
+        self.row.header_from.as_deref()
     }
     /// Sender's display name.
     async fn sender_display_name(&self) -> Option<&str> {
-        self.0.sender_display_name.as_deref()
+        self.row.sender_display_name.as_deref()
     }
     /// The sender domain Explorer shows: the From: header's, else the envelope sender's.
     async fn sender_domain(&self) -> Option<&str> {
-        self.0.sender_domain.as_deref()
+        self.row.sender_domain.as_deref()
     }
     /// Connecting IP address.
     async fn sender_ip(&self) -> Option<&str> {
-        self.0.sender_ip.as_deref()
+        self.row.sender_ip.as_deref()
     }
     /// Subject.
     async fn subject(&self) -> Option<&str> {
-        self.0.subject.as_deref()
+        self.row.subject.as_deref()
     }
     /// When it was received.
     async fn received_at(&self) -> DateTime<Utc> {
-        self.0.received_at
+        self.row.received_at
     }
     /// Direction relative to the tenant.
     async fn direction(&self) -> Direction {
-        self.0.direction
+        self.row.direction
     }
     /// What the filtering stack did.
     async fn delivery_action(&self) -> DeliveryAction {
-        self.0.delivery_action
+        self.row.delivery_action
     }
     /// Where it was first delivered.
     async fn original_delivery_location(&self) -> DeliveryLocation {
-        self.0.original_delivery_location
+        self.row.original_delivery_location
     }
     /// Where it is now.
     async fn latest_delivery_location(&self) -> DeliveryLocation {
-        self.0.latest_delivery_location
+        self.row.latest_delivery_location
     }
     /// Threats found.
     async fn threat_types(&self) -> &[ThreatType] {
-        &self.0.threat_types
+        &self.row.threat_types
     }
     /// Confidence of a phish verdict.
     async fn phish_confidence(&self) -> Option<PhishConfidence> {
-        self.0.phish_confidence
+        self.row.phish_confidence
     }
     /// Technologies that detected it (including the tenant block list, when it overrode the verdict).
     async fn detection_technologies(&self) -> &[String] {
-        &self.0.detection_technologies
+        &self.row.detection_technologies
     }
     /// What overrode the filtering verdict (the tenant allow/block list), if anything did.
     async fn override_source(&self) -> Option<&str> {
-        self.0.override_source.as_deref()
+        self.row.override_source.as_deref()
     }
     /// URLs in the message.
     async fn urls(&self) -> &[String] {
-        &self.0.urls
+        &self.row.urls
     }
     /// Hosts of its URLs.
     async fn url_domains(&self) -> &[String] {
-        &self.0.url_domains
+        &self.row.url_domains
     }
     /// Attachments.
     async fn attachments(&self) -> Vec<Attachment> {
-        serde_json::from_value(self.0.attachments.clone()).unwrap_or_default()
+        serde_json::from_value(self.row.attachments.clone()).unwrap_or_default()
     }
     /// The mail cluster it belongs to, when the source knows it.
     async fn cluster_id(&self) -> Option<&str> {
-        self.0.cluster_id.as_deref()
+        self.row.cluster_id.as_deref()
     }
     /// Where Parapet learned of it: a mail-flow record, or an alert's evidence (until a record arrives).
     async fn source(&self) -> EmailSource {
-        self.0.source
+        self.row.source
     }
     /// When Parapet itself last moved it (remediation).
     async fn moved_at(&self) -> Option<DateTime<Utc>> {
-        self.0.moved_at
+        self.row.moved_at
     }
     /// When it was first stored.
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.row.created_at
     }
     /// When it last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.row.updated_at
     }
     /// Its delivery events in time order: original delivery, ZAP, remediation, release (at most 1,000).
     async fn timeline(&self, ctx: &Context<'_>) -> GqlResult<Vec<DeliveryEvent>> {
-        let key = EmailTimelineKey { tenant: self.0.tenant_id.clone(), email_id: self.0.id };
+        if let Some(page) = &self.page {
+            return Ok(page.timeline(ctx, self.row.id).await?.into_iter().map(DeliveryEvent).collect());
+        }
+        let key = EmailTimelineKey { tenant: self.row.tenant_id.clone(), email_id: self.row.id };
         let events = loaders::loaders(ctx).data().load_one(key).await?;
         Ok(events.map(|e| e.iter().cloned().map(DeliveryEvent).collect()).unwrap_or_default())
     }
@@ -151,19 +213,24 @@ impl Email {
     /// Readers and above (an ingestor reads only ids it pushed).
     async fn alerts(&self, ctx: &Context<'_>, first: Option<i32>) -> GqlResult<Vec<Alert>> {
         require(ctx, Role::Reader)?;
-        let n = page_size_within(first, EMAIL_ALERTS_CAP, EMAIL_ALERTS_CAP)?;
-        let key = EmailAlertsKey { tenant: self.0.tenant_id.clone(), entity_key: self.entity_key() };
-        let alerts = loaders::loaders(ctx).data().load_one(key).await?;
-        Ok(alerts
-            .map(|a| a.iter().take(usize::try_from(n).unwrap_or(0)).cloned().map(Alert).collect())
-            .unwrap_or_default())
+        let n = usize::try_from(page_size_within(first, EMAIL_ALERTS_CAP, EMAIL_ALERTS_CAP)?).unwrap_or(0);
+        let alerts = match &self.page {
+            Some(page) => page.alerts(ctx, &self.entity_key()).await?,
+            None => {
+                let key =
+                    EmailAlertsKey { tenant: self.row.tenant_id.clone(), entity_key: self.entity_key() };
+                let found = loaders::loaders(ctx).data().load_one(key).await?;
+                found.map(|a| a.as_ref().clone()).unwrap_or_default()
+            }
+        };
+        Ok(alerts.into_iter().take(n).map(Alert).collect())
     }
 }
 
 impl Email {
     /// The evidence entity key alerts name this copy by.
     pub fn entity_key(&self) -> String {
-        format!("EMAIL:{}:{}", self.0.network_message_id, self.0.recipient)
+        format!("EMAIL:{}:{}", self.row.network_message_id, self.row.recipient)
     }
 }
 
@@ -243,11 +310,21 @@ impl EmailConnection {
         tenant: String,
         hunt: Hunt,
     ) -> Self {
+        let page = Arc::new(EmailPage {
+            tenant: tenant.clone(),
+            ids: rows.iter().map(|r| r.id).collect(),
+            entity_keys: rows
+                .iter()
+                .map(|r| format!("EMAIL:{}:{}", r.network_message_id, r.recipient))
+                .collect(),
+            timelines: tokio::sync::OnceCell::new(),
+            alerts: tokio::sync::OnceCell::new(),
+        });
         let edges: Vec<EmailEdge> = rows
             .into_iter()
             .map(|r| EmailEdge {
                 cursor: encode_cursor(scope, r.received_at.timestamp_micros(), r.id),
-                node: Email(r),
+                node: Email { row: r, page: Some(page.clone()) },
             })
             .collect();
         let page_info = PageInfo {

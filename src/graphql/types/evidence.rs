@@ -221,7 +221,7 @@ evidence_object!(
                 recipient: recipient.to_lowercase(),
             };
             let row = crate::graphql::loaders::loaders(ctx).data().load_one(key).await?;
-            Ok(row.map(crate::graphql::types::email::Email))
+            Ok(row.map(crate::graphql::types::email::Email::new))
         }
     }
 );

@@ -66,7 +66,7 @@ impl Submission {
         let row = emails::find(&mut conn, &self.0.tenant_id, id, window_start(Utc::now()))
             .await
             .map_err(AppError::from)?;
-        Ok(row.map(Email))
+        Ok(row.map(Email::new))
     }
     /// The copy's network message id, as it was when submitted.
     async fn network_message_id(&self) -> Option<&str> {
