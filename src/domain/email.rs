@@ -213,6 +213,15 @@ impl PreparedEmail {
     }
 }
 
+/// Where a copy was first delivered when the source does not say: where its delivery action puts it.
+pub fn default_original_location(action: DeliveryAction) -> DeliveryLocation {
+    match action {
+        DeliveryAction::Delivered | DeliveryAction::Replaced => DeliveryLocation::Inbox,
+        DeliveryAction::DeliveredToJunk => DeliveryLocation::Junk,
+        DeliveryAction::Blocked => DeliveryLocation::Quarantine,
+    }
+}
+
 /// The kind of change a move from `from` to `to` most likely was, when the source does not say.
 pub fn inferred_kind(from: DeliveryLocation, to: DeliveryLocation) -> EmailEventKind {
     use DeliveryLocation::*;

@@ -6,8 +6,8 @@ use super::input::EmailEvidenceInput;
 use crate::db::queries::emails as q;
 use crate::db::Conn;
 use crate::domain::alert::PreparedAlert;
-use crate::domain::email::PreparedEmail;
-use crate::domain::enums::{DeliveryAction, DeliveryLocation, Direction, EmailSource, EvidenceKind};
+use crate::domain::email::{default_original_location, PreparedEmail};
+use crate::domain::enums::{DeliveryAction, Direction, EmailSource, EvidenceKind};
 use crate::error::AppResult;
 use crate::mail::decide::event;
 use crate::mail::ingest::{learn_lock, new_row, window_start};
@@ -52,11 +52,7 @@ fn prepared(
     received_at: DateTime<Utc>,
 ) -> PreparedEmail {
     let delivery_action = m.delivery_action.unwrap_or(DeliveryAction::Delivered);
-    let original = m.original_delivery_location.unwrap_or(match delivery_action {
-        DeliveryAction::Delivered | DeliveryAction::Replaced => DeliveryLocation::Inbox,
-        DeliveryAction::DeliveredToJunk => DeliveryLocation::Junk,
-        DeliveryAction::Blocked => DeliveryLocation::Quarantine,
-    });
+    let original = m.original_delivery_location.unwrap_or(default_original_location(delivery_action));
     let mut threat_types = m.threat_types.unwrap_or_default();
     threat_types.sort();
     threat_types.dedup();

@@ -2,8 +2,8 @@
 //! a reason naming the field. The list checks are shared with alerts' e-mail evidence.
 
 use super::input::{AttachmentInput, EmailInput};
-use crate::domain::email::{Attachment, PreparedEmail, RETENTION_DAYS};
-use crate::domain::enums::{DeliveryAction, DeliveryLocation, Direction, ThreatType};
+use crate::domain::email::{default_original_location, Attachment, PreparedEmail, RETENTION_DAYS};
+use crate::domain::enums::{DeliveryAction, Direction, ThreatType};
 use crate::domain::text::{optional, required};
 use crate::domain::time;
 use crate::domain::values::{address, ip_address, normalise_url, optional_address, sha256};
@@ -45,11 +45,7 @@ pub fn prepare(input: EmailInput, now: DateTime<Utc>) -> Result<PreparedEmail, S
         }
     }
     let delivery_action = input.delivery_action.unwrap_or(DeliveryAction::Delivered);
-    let original = input.original_delivery_location.unwrap_or(match delivery_action {
-        DeliveryAction::Delivered | DeliveryAction::Replaced => DeliveryLocation::Inbox,
-        DeliveryAction::DeliveredToJunk => DeliveryLocation::Junk,
-        DeliveryAction::Blocked => DeliveryLocation::Quarantine,
-    });
+    let original = input.original_delivery_location.unwrap_or(default_original_location(delivery_action));
     let mut threat_types = input.threat_types.unwrap_or_default();
     threat_types.sort();
     threat_types.dedup();
@@ -147,6 +143,7 @@ pub fn technologies(field: &str, list: Option<Vec<String>>) -> Result<Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::enums::DeliveryLocation;
 
     fn record() -> EmailInput {
         EmailInput {
