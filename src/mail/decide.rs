@@ -53,13 +53,15 @@ pub fn plan(stored: Vec<Email>, items: Vec<(PreparedEmail, Email)>, now: DateTim
         state.insert(id, row);
     }
     let mut new_ids: HashSet<Uuid> = HashSet::new();
+    // In first-touched order, and as a set (a batch holds up to 2,000 records).
     let mut touched: Vec<Uuid> = vec![];
+    let mut touched_set: HashSet<Uuid> = HashSet::new();
 
     for (item, fresh_row) in items {
         let key = identity(&fresh_row);
         if let Some(row) = state.get_mut(&key) {
-            update(row, &item, fresh_row, now, &mut plan.events);
-            if !new_ids.contains(&row.id) && !touched.contains(&row.id) {
+            let changed = update(row, &item, fresh_row, now, &mut plan.events);
+            if changed && !new_ids.contains(&row.id) && touched_set.insert(row.id) {
                 touched.push(row.id);
             }
             plan.applied.push(Applied { id: row.id, created: false });
@@ -74,7 +76,7 @@ pub fn plan(stored: Vec<Email>, items: Vec<(PreparedEmail, Email)>, now: DateTim
             row.created_at = old.created_at;
             row.moved_at = old.moved_at;
             creation_events(&row, &item, &mut plan.events, now);
-            if !touched.contains(&row.id) {
+            if touched_set.insert(row.id) {
                 touched.push(row.id);
             }
             plan.applied.push(Applied { id: row.id, created: false });
@@ -143,13 +145,14 @@ fn creation_events(row: &Email, item: &PreparedEmail, events: &mut Vec<EmailEven
 }
 
 /// Applies a record to a stored copy: a record older than the copy's state only adds to its timeline.
+/// Returns whether the copy itself changed (and is to be written).
 fn update(
     row: &mut Email,
     item: &PreparedEmail,
     fresh: Email,
     now: DateTime<Utc>,
     events: &mut Vec<EmailEvent>,
-) {
+) -> bool {
     let at = item.event_at.unwrap_or(now);
     let actor = item.event_actor.clone().unwrap_or_else(|| MAIL_FLOW_ACTOR.to_string());
     if at < row.state_at {
@@ -168,7 +171,7 @@ fn update(
                 now,
             ));
         }
-        return;
+        return false;
     }
     let before = row.latest_delivery_location;
     let (id, received_at, created_at, moved_at) = (row.id, row.received_at, row.created_at, row.moved_at);
@@ -186,6 +189,7 @@ fn update(
             now,
         ));
     }
+    true
 }
 
 /// A timeline event of `row`.
