@@ -169,8 +169,9 @@ impl PreparedEmail {
         let header_domain = self.header_from.as_deref().and_then(domain_of).map(str::to_string);
         let sender_domain = header_domain.clone().or_else(|| envelope_sender_domain.clone());
         let mut url_domains: Vec<String> = vec![];
+        let mut seen = std::collections::HashSet::new();
         for h in self.urls.iter().filter_map(|u| url_host(u)) {
-            if !url_domains.contains(&h) {
+            if seen.insert(h.clone()) {
                 url_domains.push(h);
             }
         }

@@ -91,9 +91,10 @@ pub fn urls(field: &str, list: Option<Vec<String>>) -> Result<Vec<String>, Strin
         return Err(format!("{field}: at most {MAX_LIST}"));
     }
     let mut out = Vec::with_capacity(list.len());
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
     for u in list {
         let u = normalise_url(field, Some(&u))?;
-        if !out.contains(&u) {
+        if seen.insert(u.clone()) {
             out.push(u);
         }
     }
@@ -130,9 +131,10 @@ pub fn technologies(field: &str, list: Option<Vec<String>>) -> Result<Vec<String
         return Err(format!("{field}: at most {MAX_LIST}"));
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
     for t in &list {
         if let Some(t) = optional(field, Some(t), MAX_ID)? {
-            if !out.contains(&t) {
+            if seen.insert(t.clone()) {
                 out.push(t);
             }
         }
