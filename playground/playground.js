@@ -82,6 +82,24 @@ mutation Ingest($alerts: [AlertInput!]!) {
 }
 `;
 
+const HUNT = `# Threat Explorer: the last 30 days of mail (readers and above).
+# sender: an address, a domain, or *.domain; url: a full URL (prefix) or a host.
+query Hunt {
+  emails(filter: { sender: "*.evil.example", url: "evil.example" }, first: 50) {
+    totalCount
+    totalCountIsEstimate
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id receivedAt recipient subject deliveryAction latestDeliveryLocation threatTypes
+      timeline { kind at fromLocation toLocation actor reason }
+      alerts { id title }
+    }
+  }
+  byDeliveryAction: emailAggregate(filter: { sender: "*.evil.example" }, groupBy: DELIVERY_ACTION) { key count }
+  byDay: emailAggregate(filter: {}, groupBy: DAY, first: 30) { key count }
+}
+`;
+
 const INGEST_VARIABLES = JSON.stringify({
   alerts: [1, 2].map((n) => ({
     providerAlertId: `demo-${n}`,
@@ -145,6 +163,7 @@ ReactDOM.createRoot(document.getElementById("graphiql")).render(
       { query: NESTED, variables: JSON.stringify({ id: "<incident id>" }, null, 2), headers: HEADERS },
       { query: TRIAGE, variables: JSON.stringify({ id: "<incident id>", version: null }, null, 2), headers: HEADERS },
       { query: INGEST, variables: INGEST_VARIABLES, headers: HEADERS },
+      { query: HUNT, headers: HEADERS },
     ],
   }),
 );
