@@ -466,3 +466,34 @@ async fn the_tenant_list_judges_every_copy_written() {
     let v = app.ok(&reader_b, VERDICT, json!({ "id": b["items"][0]["email"]["id"] })).await;
     assert_eq!(v["email"]["threatTypes"], json!([]));
 }
+
+#[tokio::test]
+async fn a_detach_held_up_by_a_reader_is_finished_by_the_next_pass() {
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let now = Utc::now();
+    push(&app, &gw, json!([record("held-1", "bob@contoso.com", now - Duration::days(29))])).await;
+    let week = (now - Duration::days(29))
+        .date_naive()
+        .week(chrono::Weekday::Mon)
+        .first_day()
+        .format("%Y%m%d")
+        .to_string();
+
+    // A long hunt holds its snapshot of the mail store open: the detach cannot finish under its
+    // lock timeout and is left pending; nothing else breaks.
+    let mut reader = diesel_async::AsyncPgConnection::establish(&app.db_url).await.expect("connect");
+    reader.batch_execute("BEGIN; SELECT count(*) FROM emails;").await.expect("a long reader");
+    let later = now + Duration::days(10);
+    let report = parapet::mail::partitions::maintain(&app.state.pool, later, 300).await.expect("pass");
+    assert!(report.failed.contains(&format!("emails_p{week}")), "{report:?}");
+    assert_eq!(count_copies(&app, "held-1").await, 0, "a copy pending detach is out of the store's reach");
+
+    reader.batch_execute("COMMIT").await.expect("the reader ends");
+    let report = parapet::mail::partitions::maintain(&app.state.pool, later, 5_000).await.expect("pass");
+    assert!(report.detached.contains(&format!("emails_p{week}")), "finalised: {report:?}");
+    assert!(report.dropped.contains(&format!("emails_p{week}")), "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(!partitions(&app).await.iter().any(|p| p.ends_with(&week)));
+}

@@ -81,32 +81,34 @@ CREATE TABLE email_events (
 ) PARTITION BY RANGE (received_at);
 
 -- Makes the weekly partitions (Monday 00:00 UTC to the next) of both tables for every week that
--- [from_at, to_at] touches, if missing; callers that race serialise on the parents' lock. Creating a partition locks the parent briefly, so callers make
--- them ahead of time and only call this when a week is missing.
+-- [from_at, to_at] touches, if missing. A partition is made as a table of its own and then attached:
+-- ATTACH takes SHARE UPDATE EXCLUSIVE on the parent, which readers and writers never wait for (CREATE
+-- TABLE ... PARTITION OF would take ACCESS EXCLUSIVE, queueing every query behind a long hunt). Callers
+-- racing to make the same week serialise on that same lock, which also refreshes this session's view
+-- of the catalog, so the second finds the week made.
 CREATE FUNCTION parapet_ensure_mail_partitions(from_at TIMESTAMPTZ, to_at TIMESTAMPTZ)
 RETURNS INT LANGUAGE plpgsql AS $$
 DECLARE
     week TIMESTAMP := date_trunc('week', from_at AT TIME ZONE 'UTC');
     made INT := 0;
     suffix TEXT;
+    parent TEXT;
 BEGIN
     WHILE week <= (to_at AT TIME ZONE 'UTC') LOOP
         suffix := to_char(week, 'YYYYMMDD');
-        IF to_regclass('emails_p' || suffix) IS NULL OR to_regclass('email_events_p' || suffix) IS NULL THEN
-            -- Callers racing to make the same week take turns; locking the parents also makes this
-            -- session see a partition the previous one made (the catalog cache refreshes on a lock).
-            LOCK TABLE emails, email_events IN SHARE ROW EXCLUSIVE MODE;
-            IF to_regclass('emails_p' || suffix) IS NULL THEN
-                EXECUTE format('CREATE TABLE emails_p%s PARTITION OF emails FOR VALUES FROM (%L) TO (%L)',
-                               suffix, (week AT TIME ZONE 'UTC'), ((week + interval '7 days') AT TIME ZONE 'UTC'));
-                made := made + 1;
+        FOREACH parent IN ARRAY ARRAY['emails', 'email_events'] LOOP
+            IF to_regclass(parent || '_p' || suffix) IS NULL THEN
+                EXECUTE format('LOCK TABLE %I IN SHARE UPDATE EXCLUSIVE MODE', parent);
+                IF to_regclass(parent || '_p' || suffix) IS NULL THEN
+                    EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                                   parent || '_p' || suffix, parent);
+                    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                                   parent, parent || '_p' || suffix, (week AT TIME ZONE 'UTC'),
+                                   ((week + interval '7 days') AT TIME ZONE 'UTC'));
+                    made := made + 1;
+                END IF;
             END IF;
-            IF to_regclass('email_events_p' || suffix) IS NULL THEN
-                EXECUTE format('CREATE TABLE email_events_p%s PARTITION OF email_events FOR VALUES FROM (%L) TO (%L)',
-                               suffix, (week AT TIME ZONE 'UTC'), ((week + interval '7 days') AT TIME ZONE 'UTC'));
-                made := made + 1;
-            END IF;
-        END IF;
+        END LOOP;
         week := week + interval '7 days';
     END LOOP;
     RETURN made;

@@ -27,6 +27,9 @@ pub struct PartitionReport {
     pub detached: Vec<String>,
     /// Partitions dropped.
     pub dropped: Vec<String>,
+    /// Partitions this pass could not detach or drop (a lock it waited on too long); the next pass
+    /// finishes them.
+    pub failed: Vec<String>,
 }
 
 fn pass_lock() -> i64 {
@@ -45,16 +48,27 @@ pub async fn maintain(pool: &Pool, now: DateTime<Utc>, lock_timeout_ms: u64) -> 
     }
     let outcome: AppResult<PartitionReport> = async {
         let mut report = PartitionReport { ran: true, ..PartitionReport::default() };
-        report.made =
-            q::ensure_partitions(&mut conn, now - Duration::days(1), now + Duration::days(AHEAD_DAYS))
-                .await?;
+        let (from, to) = (now - Duration::days(1), now + Duration::days(AHEAD_DAYS));
+        report.made = q::ensure_partitions_within(&mut conn, from, to, lock_timeout_ms).await?;
+        // One partition's lock timeout (a long reader, say) holds up only that partition: it stays
+        // pending detach, or detached, and the next pass finishes it.
         for p in q::expired_partitions(&mut conn, now - Duration::days(RETENTION_DAYS)).await? {
-            q::detach(&mut conn, &p.parent, &p.name, p.detach_pending, lock_timeout_ms).await?;
-            report.detached.push(p.name);
+            match q::detach(&mut conn, &p.parent, &p.name, p.detach_pending, lock_timeout_ms).await {
+                Ok(()) => report.detached.push(p.name),
+                Err(e) => {
+                    tracing::warn!(partition = %p.name, error = %e, "cannot detach an expired mail partition yet");
+                    report.failed.push(p.name);
+                }
+            }
         }
         for name in q::orphan_partitions(&mut conn).await? {
-            q::drop_partition(&mut conn, &name, lock_timeout_ms).await?;
-            report.dropped.push(name);
+            match q::drop_partition(&mut conn, &name, lock_timeout_ms).await {
+                Ok(()) => report.dropped.push(name),
+                Err(e) => {
+                    tracing::warn!(partition = %name, error = %e, "cannot drop a detached mail partition yet");
+                    report.failed.push(name);
+                }
+            }
         }
         Ok(report)
     }

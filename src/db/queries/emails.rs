@@ -41,6 +41,22 @@ pub async fn ensure_partitions(conn: &mut Conn, from: DateTime<Utc>, to: DateTim
     Ok(rows.into_iter().next().map(|r| r.made).unwrap_or(0))
 }
 
+/// [`ensure_partitions`] waiting at most `lock_timeout_ms` for the parents' lock (a detach under way
+/// holds it), for the periodic pass.
+pub async fn ensure_partitions_within(
+    conn: &mut Conn,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    lock_timeout_ms: u64,
+) -> QueryResult<i32> {
+    conn.batch_execute(&format!("SET lock_timeout = {lock_timeout_ms}")).await?;
+    let result = ensure_partitions(conn, from, to).await;
+    let reset = conn.batch_execute("RESET lock_timeout").await;
+    let made = result?;
+    reset?;
+    Ok(made)
+}
+
 /// A partition of the mail store.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Partition {
