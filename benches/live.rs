@@ -159,52 +159,6 @@ async fn ingest(http: &reqwest::Client, server: &Server, token: &str, alerts: &[
     ingest_at(http, server.addr, token, alerts).await
 }
 
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks as f64 / hz
-}
-
-/// CPU seconds used so far by each PostgreSQL process on the machine (backends of other users included).
-fn postgres_cpu() -> HashMap<u32, f64> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return HashMap::new() };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
-        })
-        .map(|pid| (pid, cpu_secs(pid)))
-        .collect()
-}
-
-/// PostgreSQL CPU seconds used since `before` (a `postgres_cpu` reading) by the processes alive now. A
-/// backend that exited meanwhile took its CPU time with it: left out, rather than subtracted (a PID
-/// reused since counts as new).
-fn postgres_cpu_since(before: &HashMap<u32, f64>) -> f64 {
-    postgres_cpu()
-        .into_iter()
-        .map(|(pid, now)| match before.get(&pid) {
-            Some(b) if *b <= now => now - b,
-            _ => now,
-        })
-        .sum()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 async fn throughput(http: &reqwest::Client, server: &Server, db_url: &str, token: &str) -> AnyResult<()> {
     let batches_per_client = env_usize("BENCH_BATCHES", 25);
     let clients = env_usize("BENCH_CLIENTS", 4).max(1);
@@ -282,77 +236,6 @@ async fn throughput(http: &reqwest::Client, server: &Server, db_url: &str, token
 }
 
 /// Samples what the run's database sessions are doing (`pg_stat_activity` every `BENCH_SAMPLE_MS`,
-/// default 50 ms): a cheap profile of where ingestion spends its time in PostgreSQL. Sampling shares the
-/// machine with what it measures (every 10 ms cost PostgreSQL about 9 % of a core), hence the default.
-struct Sampler {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<HashMap<String, usize>>,
-}
-
-#[derive(diesel::QueryableByName)]
-struct ActivityRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    what: String,
-}
-
-impl Sampler {
-    async fn start(db_url: &str) -> AnyResult<Sampler> {
-        let mut conn = AsyncPgConnection::establish(db_url).await?;
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            use diesel_async::RunQueryDsl;
-            let mut counts: HashMap<String, usize> = HashMap::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(sample_ms()));
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => return counts,
-                    _ = tick.tick() => {}
-                }
-                let rows: Vec<ActivityRow> = diesel::sql_query(
-                    "SELECT CASE WHEN state = 'active' THEN 'active' ELSE state END || ' | ' || \
-                            COALESCE(wait_event_type || ':' || wait_event, 'on CPU') || ' | ' || \
-                            left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS what \
-                     FROM pg_stat_activity \
-                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                       AND state NOT IN ('idle') AND backend_type = 'client backend'",
-                )
-                .load(&mut conn)
-                .await
-                .unwrap_or_default();
-                *counts.entry(String::from("(samples)")).or_default() += 1;
-                for r in rows {
-                    *counts.entry(r.what).or_default() += 1;
-                }
-            }
-        });
-        Ok(Sampler { stop, task })
-    }
-
-    async fn stop(self) -> HashMap<String, usize> {
-        let _ = self.stop.send(());
-        self.task.await.unwrap_or_default()
-    }
-}
-
-fn sample_ms() -> u64 {
-    env_usize("BENCH_SAMPLE_MS", 50).max(1) as u64
-}
-
-fn print_samples(counts: &HashMap<String, usize>) {
-    let samples = counts.get("(samples)").copied().unwrap_or(0).max(1);
-    let mut rows: Vec<(&String, &usize)> = counts.iter().filter(|(k, _)| k.as_str() != "(samples)").collect();
-    rows.sort_by(|a, b| b.1.cmp(a.1));
-    let busy: usize = rows.iter().map(|(_, n)| **n).sum();
-    println!(
-        "  database sessions of this run, sampled every {} ms ({samples} samples, {:.2} sessions busy on average):",
-        sample_ms(),
-        busy as f64 / samples as f64
-    );
-    for (what, n) in rows.into_iter().take(12) {
-        println!("    {:5.1} %  {what}", 100.0 * *n as f64 / busy.max(1) as f64);
-    }
-}
-
 async fn ingest_at(http: &reqwest::Client, addr: SocketAddr, token: &str, alerts: &[Value]) -> AnyResult<()> {
     let resp: Value = http
         .post(format!("http://{addr}/graphql"))
