@@ -497,3 +497,36 @@ async fn a_detach_held_up_by_a_reader_is_finished_by_the_next_pass() {
     assert!(report.failed.is_empty(), "{report:?}");
     assert!(!partitions(&app).await.iter().any(|p| p.ends_with(&week)));
 }
+
+#[tokio::test]
+async fn list_values_keep_quotes_backslashes_braces_and_commas() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let now = Utc::now();
+    let mut odd = record("odd-1", "bob@contoso.com", now - Duration::hours(1));
+    let techs = json!(["Spoof \"DMARC\"", "back\\slash", "{braces},commas", "NULL", ""]);
+    odd["detectionTechnologies"] = techs;
+    odd["urls"] = json!(["https://evil.example/a,b{c}", "https://other.example/x?q=\"1\""]);
+    let mut bare = record("bare-1", "bob@contoso.com", now - Duration::hours(1));
+    for field in ["urls", "attachments", "threatTypes"] {
+        bare.as_object_mut().map(|o| o.remove(field));
+    }
+    let r = push(&app, &gw, json!([odd, bare])).await;
+    assert_eq!(r["accepted"], 2, "{r:#}");
+    let q = "query($id: ID!) { email(id: $id) { detectionTechnologies urls urlDomains threatTypes attachments { name } } }";
+    let id = |i: usize| json!({ "id": r["items"][i]["email"]["id"] });
+    let e = app.ok(&reader, q, id(0)).await["email"].clone();
+    assert_eq!(
+        e["detectionTechnologies"],
+        json!(["Spoof \"DMARC\"", "back\\slash", "{braces},commas", "NULL"])
+    );
+    assert_eq!(e["urlDomains"], json!(["evil.example", "other.example"]));
+    assert_eq!(e["urls"].as_array().map(Vec::len), Some(2));
+    assert!(e["urls"][0].as_str().is_some_and(|u| u.contains("a,b")), "{e:#}");
+    let e = app.ok(&reader, q, id(1)).await["email"].clone();
+    assert_eq!(e["urls"], json!([]));
+    assert_eq!(e["urlDomains"], json!([]));
+    assert_eq!(e["threatTypes"], json!([]));
+    assert_eq!(e["attachments"], json!([]));
+}

@@ -109,8 +109,9 @@ async fn write_batch(
     q::learn_lock(conn, learn_lock(tid), false).await?;
     let nmids: Vec<String> = good.iter().map(|p| p.network_message_id.clone()).collect();
     let recipients: Vec<String> = good.iter().map(|p| p.recipient.clone()).collect();
+    let received: Vec<DateTime<Utc>> = good.iter().map(|p| p.received_at).collect();
     let since = window_start(now) - Duration::days(1);
-    let stored = q::lock_by_copies(conn, tid, &nmids, &recipients, since).await?;
+    let stored = q::lock_by_copies(conn, tid, &nmids, &recipients, &received, since).await?;
     let items: Vec<(PreparedEmail, Email)> =
         good.iter().map(|p| ((*p).clone(), new_row(tid, p, EmailSource::MailFlow, now))).collect();
     let mut plan = plan(stored, items, now);
