@@ -107,6 +107,7 @@ async fn write_batch(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Applied>> {
     q::learn_lock(conn, learn_lock(tid), false).await?;
+    q::plan_each_statement(conn).await?;
     let nmids: Vec<String> = good.iter().map(|p| p.network_message_id.clone()).collect();
     let recipients: Vec<String> = good.iter().map(|p| p.recipient.clone()).collect();
     let received: Vec<DateTime<Utc>> = good.iter().map(|p| p.received_at).collect();
