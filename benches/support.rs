@@ -51,9 +51,22 @@ impl Database {
         let name = format!("parapet_bench_{}", uuid::Uuid::new_v4().simple());
         let mut conn = AsyncPgConnection::establish(&server_url).await?;
         conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        if std::env::var("BENCH_LOG_LOCK_WAITS").is_ok_and(|v| v == "1") {
+            // Diagnosis: the server's log then names every lock wait longer than deadlock_timeout (1 s).
+            conn.batch_execute(&format!("ALTER DATABASE {name} SET log_lock_waits = on")).await?;
+        }
         let mut url = url::Url::parse(&server_url)?;
         url.set_path(&format!("/{name}"));
         Ok(Database { server_url, name, url: url.to_string() })
+    }
+
+    /// One made before (kept with `BENCH_KEEP_DB=1`), on the same server.
+    pub fn existing(name: &str) -> AnyResult<Database> {
+        let server_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut url = url::Url::parse(&server_url)?;
+        url.set_path(&format!("/{name}"));
+        Ok(Database { server_url, name: name.to_string(), url: url.to_string() })
     }
 
     /// Drops it.

@@ -6,7 +6,7 @@
 //!   and the busiest about 2 %. The From: header is `<name>@<domain>`, the envelope sender
 //!   `bounces+<n>@mail.<domain>` (a subdomain, as bulk senders use), the sending IP one of 4 per domain.
 //! - 20,000 recipients (`user<r>@contoso.example`, one in ten at `contoso-eu.example`), uniform; a
-//!   message goes to 1 to 3 of them (1.5 on average), one copy each.
+//!   message goes to 1 to 3 of them (1.67 on average), one copy each.
 //! - 0 to 5 URLs (25 % none, 25 % one, 20 % two, 15 % three, 10 % four, 5 % five): 70 % on the sender's
 //!   own hosts (`www.` or `click.<domain>`), 20 % on one of 50 shared hosts (link shorteners, CDNs),
 //!   10 % on a host seen once.
@@ -18,7 +18,10 @@
 //!   delivered were moved to quarantine afterwards (a ZAP in the timeline).
 //! - Outside campaigns, threat types on a few %: SPAM 3 % (delivered to junk), PHISH 0.5 %, MALWARE
 //!   0.2 % (blocked), each with its detection technologies; the rest is clean and delivered.
-//! - Receive times uniform over the last 29.5 days (a campaign's within its 2 hours).
+//! - Receive times uniform over the last 29.5 days (a campaign's within its 2 hours), in random order;
+//!   or, from [`MailGen::ordered`], rising through the 29.5 days as the records are generated (mail
+//!   arriving as it is received, so the table's physical order follows time as in a running
+//!   deployment), each campaign then taking its own slice of the month.
 //!
 //! `MailGen::batch` returns the next records; `MailGen::sample` keeps a uniform sample of the copies
 //! generated (reservoir sampling), from which the Explorer benchmark draws its filter values, so a value
@@ -148,7 +151,16 @@ pub struct MailGen {
     /// A uniform sample of the copies generated so far.
     pub sample: Vec<CopyFacts>,
     sample_size: usize,
+    /// Messages expected in all (in time order), else `None` (random times).
+    ordered: Option<f64>,
 }
+
+/// Copies per message outside campaigns (1, 1, 1, 2, 2 or 3 recipients) and in them (1 to 10).
+const COPIES_PER_MESSAGE: f64 = 10.0 / 6.0;
+const CAMPAIGN_COPIES_PER_MESSAGE: f64 = 5.5;
+/// The chance that a message belongs to a campaign, so that 1 % of copies do.
+const CAMPAIGN_MESSAGE_SHARE: f64 =
+    0.01 * COPIES_PER_MESSAGE / (0.99 * CAMPAIGN_COPIES_PER_MESSAGE + 0.01 * COPIES_PER_MESSAGE);
 
 /// Phishing subjects campaigns draw from (each adds its own reference).
 const CAMPAIGN_SUBJECTS: [&str; 8] = [
@@ -230,7 +242,17 @@ impl MailGen {
             pending: vec![],
             sample: Vec::with_capacity(sample_size),
             sample_size,
+            ordered: None,
         }
+    }
+
+    /// Like [`MailGen::new`], but receive times rise as the records are generated.
+    pub fn ordered(seed: u64, copies: usize, now: DateTime<Utc>, sample_size: usize) -> MailGen {
+        let mut g = MailGen::new(seed, copies, now, sample_size);
+        let per_message = CAMPAIGN_MESSAGE_SHARE * CAMPAIGN_COPIES_PER_MESSAGE
+            + (1.0 - CAMPAIGN_MESSAGE_SHARE) * COPIES_PER_MESSAGE;
+        g.ordered = Some(copies as f64 / per_message);
+        g
     }
 
     /// The next `n` records.
@@ -258,9 +280,17 @@ impl MailGen {
 
     /// Generates one message: its copies go to `pending`.
     fn message(&mut self) {
-        // 1 % of copies in campaigns: campaign messages have 5.5 copies on average, others 1.5.
-        let campaign =
-            if self.rng.chance(0.01 * 1.5 / 5.5) { Some(self.rng.below(self.campaigns.len())) } else { None };
+        // Where in the month this message falls, when in time order.
+        let frac = self.ordered.map(|m| (self.messages as f64 / m).min(1.0));
+        let n_campaigns = self.campaigns.len();
+        let campaign = if self.rng.chance(CAMPAIGN_MESSAGE_SHARE) {
+            Some(match frac {
+                Some(f) => ((f * n_campaigns as f64) as usize).min(n_campaigns - 1),
+                None => self.rng.below(n_campaigns),
+            })
+        } else {
+            None
+        };
         self.messages += 1;
         let rng = &mut self.rng;
         let nmid = uuid::Uuid::from_u64_pair(
@@ -274,11 +304,16 @@ impl MailGen {
             None => ((rng.unit().powi(2)) * SENDER_DOMAINS as f64) as usize,
         };
         let domain = sender_domain(d);
-        let received = match c {
-            Some(c) => {
+        let received = match (frac, c) {
+            (Some(f), _) => {
+                let jitter = Duration::seconds(rng.below(600) as i64 - 300);
+                (self.now - Duration::seconds(((1.0 - f) * 29.5 * 86_400.0) as i64) + jitter)
+                    .min(self.now - Duration::minutes(1))
+            }
+            (None, Some(c)) => {
                 (c.start + Duration::seconds(rng.below(7200) as i64)).min(self.now - Duration::minutes(1))
             }
-            None => self.now - Duration::minutes(1) - window(rng),
+            (None, None) => self.now - Duration::minutes(1) - window(rng),
         };
         let org = domain.split(['-', '.']).next().unwrap_or("org").to_string();
         let subject = match c {
