@@ -658,3 +658,80 @@ async fn a_week_that_filled_after_the_plans_were_made_is_not_scanned_per_record(
         after.seq_scan - before.seq_scan
     );
 }
+
+const HUNT: &str =
+    "query($f: EmailFilter!) { emails(filter: $f, first: 10) { totalCount nodes { id receivedAt } } }";
+
+/// (totalCount, ids of the page) of a hunt.
+async fn hunt(app: &TestApp, token: &str, filter: Value) -> (i64, Vec<String>) {
+    let d = app.ok(token, HUNT, json!({ "f": filter })).await;
+    let ids = d["emails"]["nodes"].as_array().into_iter().flatten();
+    let ids = ids.filter_map(|n| n["id"].as_str().map(str::to_string)).collect();
+    (d["emails"]["totalCount"].as_i64().unwrap_or(-1), ids)
+}
+
+#[tokio::test]
+async fn hunts_by_key_follow_every_change_of_a_copy() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let admin = app.token("contoso", "admin@contoso.com", &[Role::Admin]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let received = Utc::now() - Duration::hours(3);
+    let mut first = record("keys-1", "bob@contoso.com", received);
+    first["detectionTechnologies"] = json!(["URL detonation"]);
+    let id = push(&app, &gw, json!([first.clone()])).await["items"][0]["email"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let by_tech = |t: &str| json!({ "detectionTechnology": t });
+    assert_eq!(hunt(&app, &reader, by_tech("url detonation")).await, (1, vec![id.clone()]));
+
+    // A re-send that changes the copy's values changes its keys: the new value finds it (alone, and
+    // with a condition on the copy), the old one no longer does.
+    let mut zap = first.clone();
+    zap["detectionTechnologies"] = json!(["ZAP"]);
+    zap["urls"] = json!(["https://other.example/x"]);
+    zap["latestDeliveryLocation"] = json!("QUARANTINE");
+    zap["eventAt"] = json!(iso(received + Duration::hours(1)));
+    assert_eq!(push(&app, &gw, json!([zap])).await["items"][0]["status"], "UPDATED");
+    assert_eq!(hunt(&app, &reader, by_tech("ZAP")).await, (1, vec![id.clone()]));
+    let zap_quarantined = json!({ "detectionTechnology": "ZAP", "latestDeliveryLocation": ["QUARANTINE"] });
+    assert_eq!(hunt(&app, &reader, zap_quarantined).await, (1, vec![id.clone()]));
+    assert_eq!(hunt(&app, &reader, by_tech("URL detonation")).await, (0, vec![]));
+    assert_eq!(hunt(&app, &reader, json!({ "url": "evil.example" })).await, (0, vec![]));
+    assert_eq!(hunt(&app, &reader, json!({ "url": "other.example" })).await, (1, vec![id.clone()]));
+    // Two keys: the page and its count agree.
+    let two = json!({ "url": "other.example", "recipient": "bob@contoso.com" });
+    assert_eq!(hunt(&app, &reader, two).await, (1, vec![id.clone()]));
+
+    // A copy the tenant block list marks is found by the detection technology the list gave it.
+    let entry = json!({ "i": { "kind": "SENDER", "value": "blocked.example", "action": "BLOCK" } });
+    app.ok(&admin, CREATE_ENTRY, entry).await;
+    let mut blocked = record("keys-2", "carol@contoso.com", received);
+    blocked["headerFrom"] = json!("boss@blocked.example");
+    let blocked_id = push(&app, &gw, json!([blocked])).await["items"][0]["email"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let by_list = by_tech("Tenant Allow/Block List sender block");
+    assert_eq!(hunt(&app, &reader, by_list).await, (1, vec![blocked_id]));
+
+    // A copy learned from an alert, then adopted by the gateway's record under its real receive time:
+    // found in the day it was received, once.
+    ingest_alert(&app, &gw, alert_naming("keys-a", "keys-3", "dave@contoso.com", None)).await;
+    let real = Utc::now() - Duration::days(2);
+    let r = push(&app, &gw, json!([record("keys-3", "dave@contoso.com", real)])).await;
+    assert_eq!(r["items"][0]["status"], "UPDATED", "{r:#}");
+    let adopted = r["items"][0]["email"]["id"].as_str().unwrap_or_default().to_string();
+    let that_day =
+        json!({ "recipient": "dave@contoso.com", "receivedBefore": iso(real + Duration::hours(1)) });
+    assert_eq!(hunt(&app, &reader, that_day).await, (1, vec![adopted.clone()]));
+    let since = json!({ "recipient": "dave@contoso.com", "receivedAfter": iso(real + Duration::hours(1)) });
+    assert_eq!(hunt(&app, &reader, since).await, (0, vec![]));
+
+    // Another tenant's copies with the same values count nothing here.
+    let gw_b = app.token("fabrikam", "gw@fabrikam.com", &[Role::Ingestor]);
+    push(&app, &gw_b, json!([record("keys-b", "bob@contoso.com", received)])).await;
+    let r = hunt(&app, &reader, json!({ "recipient": "bob@contoso.com" })).await;
+    assert_eq!(r, (1, vec![id]), "only contoso's copy");
+}

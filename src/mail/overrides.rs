@@ -5,6 +5,7 @@
 use crate::allowblock::{active_matches, verdict_for, CopyFacts, Decision, Probe};
 use crate::db::models::Email;
 use crate::db::Conn;
+use crate::domain::email::{lookup_key, LookupKind};
 use crate::error::AppResult;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -56,8 +57,12 @@ pub async fn apply(
         for t in o.detection_technologies {
             if !row.detection_technologies.iter().any(|d| d == t) {
                 row.detection_technologies.push(t.to_string());
+                // Hunting by detection technology finds the copies the list marked, too.
+                row.keys.push(lookup_key(tenant_id, LookupKind::DetectionTechnology, &t.to_lowercase()));
             }
         }
+        row.keys.sort_unstable();
+        row.keys.dedup();
         row.override_source = o.source.map(str::to_string);
         used.insert(row.id, o.entry_ids);
     }
