@@ -31,27 +31,6 @@ fn main() -> AnyResult<()> {
     })
 }
 
-async fn gql(
-    http: &reqwest::Client,
-    server: &Server,
-    token: &str,
-    query: &str,
-    vars: Value,
-) -> AnyResult<Value> {
-    let resp: Value = http
-        .post(format!("http://{}/graphql", server.addr))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": vars }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    if resp.get("errors").is_some_and(|e| !e.is_null()) {
-        return Err(format!("{query}: {resp}").into());
-    }
-    Ok(resp["data"].clone())
-}
-
 async fn bench(db: &Database) -> AnyResult<()> {
     let alerts = env_usize("BENCH_ALERTS", 10_000);
     let repeat = env_usize("BENCH_REPEAT", 3).max(1);
@@ -67,9 +46,9 @@ async fn bench(db: &Database) -> AnyResult<()> {
 
     // Every alert of the campaign shares its URL and sender: one incident, as long as the key is not
     // too common to correlate.
-    gql(
+    graphql(
         &http,
-        &server,
+        server.addr,
         &admin,
         "mutation { updateTenantSettings(input: { maxKeyPrevalence: 10000 }) { maxKeyPrevalence } }",
         json!({}),
@@ -93,14 +72,14 @@ async fn bench(db: &Database) -> AnyResult<()> {
                 )
             })
             .collect();
-        let data = gql(&http, &server, &admin, INGEST, json!({ "alerts": batch })).await?;
+        let data = graphql(&http, server.addr, &admin, INGEST, json!({ "alerts": batch })).await?;
         if data["ingestAlerts"]["rejected"] != 0 {
             return Err(format!("rejected: {data}").into());
         }
     }
     println!("  seeded {alerts} alerts in {:.1} s", started.elapsed().as_secs_f64());
     let q = "query { incidents(first: 100) { nodes { id alertCount } } }";
-    let data = gql(&http, &server, &admin, q, json!({})).await?;
+    let data = graphql(&http, server.addr, &admin, q, json!({})).await?;
     let nodes = data["incidents"]["nodes"].as_array().cloned().unwrap_or_default();
     let top = nodes.iter().max_by_key(|n| n["alertCount"].as_i64().unwrap_or(0)).ok_or("no incident")?;
     let id = top["id"].clone();
@@ -110,12 +89,14 @@ async fn bench(db: &Database) -> AnyResult<()> {
     for r in 0..repeat {
         let owner = format!("analyst{r}@contoso.example");
         let t = Instant::now();
-        gql(&http, &server, &admin, UPDATE, json!({ "id": id, "input": { "assignedTo": owner } })).await?;
+        graphql(&http, server.addr, &admin, UPDATE, json!({ "id": id, "input": { "assignedTo": owner } }))
+            .await?;
         reassign.push(t.elapsed().as_secs_f64());
     }
     let t = Instant::now();
     let data =
-        gql(&http, &server, &admin, UPDATE, json!({ "id": id, "input": { "status": "RESOLVED" } })).await?;
+        graphql(&http, server.addr, &admin, UPDATE, json!({ "id": id, "input": { "status": "RESOLVED" } }))
+            .await?;
     let resolve = t.elapsed().as_secs_f64();
     if data["updateIncident"]["status"] != "RESOLVED" {
         return Err(format!("not resolved: {data}").into());

@@ -28,7 +28,6 @@ use chrono::{Duration, SecondsFormat, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use parapet::auth::Role;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Instant;
 
 mod support;
@@ -69,50 +68,6 @@ fn main() -> AnyResult<()> {
     })
 }
 
-async fn gql(
-    http: &reqwest::Client,
-    addr: SocketAddr,
-    token: &str,
-    query: &str,
-    vars: Value,
-) -> AnyResult<Value> {
-    let resp: Value = http
-        .post(format!("http://{addr}/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": vars }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    if resp.get("errors").is_some_and(|e| !e.is_null()) {
-        return Err(format!("{resp}").into());
-    }
-    Ok(resp["data"].clone())
-}
-
-async fn send(
-    http: &reqwest::Client,
-    addr: SocketAddr,
-    token: &str,
-    body: Vec<u8>,
-    n: usize,
-) -> AnyResult<()> {
-    let resp: Value = http
-        .post(format!("http://{addr}/graphql"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let r = &resp["data"]["ingestEmails"];
-    if r["accepted"].as_u64() != Some(n as u64) {
-        return Err(format!("ingestEmails: {resp}").into());
-    }
-    Ok(())
-}
-
 /// Seeds both tenants through `ingestEmails`; returns tenant A's generator (its sample and campaigns).
 async fn seed(http: &reqwest::Client, server: &Server, secret: &str, copies: usize) -> AnyResult<MailGen> {
     let clients = env_usize("BENCH_CLIENTS", 4).max(1);
@@ -129,7 +84,7 @@ async fn seed(http: &reqwest::Client, server: &Server, secret: &str, copies: usi
         let (http, addr, rx) = (http.clone(), server.addr, rx.clone());
         tasks.push(tokio::spawn(async move {
             while let Ok((token, body, n)) = rx.recv().await {
-                send(&http, addr, &token, body, n).await?;
+                send_mail_batch(&http, addr, &token, body, n).await?;
             }
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         }));
@@ -329,7 +284,7 @@ async fn bench(db: &Database, fresh: bool) -> AnyResult<()> {
     // Warm-up: one of each (connections, the catalog, the first pages of each index).
     for kind in KINDS {
         let (q, v) = request(kind, &mut rng, &sample, &gen);
-        gql(&http, server.addr, &reader, q, v).await?;
+        graphql(&http, server.addr, &reader, q, v).await?;
     }
     let load_before = load_average();
     let mut stats: Vec<Stats> = KINDS.iter().map(|_| Stats::default()).collect();
@@ -337,7 +292,7 @@ async fn bench(db: &Database, fresh: bool) -> AnyResult<()> {
         for (i, kind) in KINDS.iter().enumerate() {
             let (q, v) = request(*kind, &mut rng, &sample, &gen);
             let t = Instant::now();
-            let d = gql(&http, server.addr, &reader, q, v).await?;
+            let d = graphql(&http, server.addr, &reader, q, v).await?;
             stats[i].ms.push(t.elapsed().as_secs_f64() * 1000.0);
             if kind.is_page() {
                 let c = &d["emails"];

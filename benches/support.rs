@@ -110,6 +110,65 @@ pub async fn start_server(db_url: &str, secret: &str) -> AnyResult<Server> {
     }
 }
 
+/// Runs a GraphQL request as `token` against the server at `addr`: its data, or the whole response as
+/// the error when it carries errors.
+pub async fn graphql(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    token: &str,
+    query: &str,
+    vars: Value,
+) -> AnyResult<Value> {
+    let resp: Value = http
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": vars }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if resp.get("errors").is_some_and(|e| !e.is_null()) {
+        return Err(format!("{query}: {resp}").into());
+    }
+    Ok(resp["data"].clone())
+}
+
+/// Sends one `ingestEmails` batch (a serialised request body of `n` records); checks that all `n` were
+/// accepted and, when the request asked for the items, that every one came back `CREATED`.
+pub async fn send_mail_batch(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    token: &str,
+    body: Vec<u8>,
+    n: usize,
+) -> AnyResult<()> {
+    let resp: Value = http
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    if resp.get("errors").is_some_and(|e| !e.is_null()) {
+        return Err(format!("ingestEmails failed: {resp}").into());
+    }
+    let r = &resp["data"]["ingestEmails"];
+    let items = r["items"].as_array().map(Vec::as_slice);
+    let created = items.map_or(n, |items| items.iter().filter(|i| i["status"] == "CREATED").count());
+    if r["accepted"].as_u64() != Some(n as u64) || r["rejected"].as_u64() != Some(0) || created != n {
+        let bad: Vec<&Value> =
+            items.unwrap_or_default().iter().filter(|i| i["status"] != "CREATED").take(3).collect();
+        return Err(format!(
+            "of {n} records, {} accepted, {} rejected, {created} CREATED; e.g. {bad:?}",
+            r["accepted"], r["rejected"]
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// A token for `tenant` with `role`, signed with `secret`.
 pub fn token(secret: &str, tenant: &str, role: parapet::auth::Role) -> AnyResult<String> {
     Ok(parapet::auth::mint_hs256(
