@@ -736,6 +736,53 @@ fn hostile_alert(r: &mut Rng, n: usize) -> Value {
     a
 }
 
+/// A mail-flow record, each field sometimes hostile, sometimes missing, sometimes good.
+fn hostile_email(r: &mut Rng) -> Value {
+    let good_or = |r: &mut Rng, good: &str| if r.chance(50) { json!(good) } else { json!(hostile_string(r)) };
+    let attachment = |r: &mut Rng| json!({ "name": maybe(r, hostile_string), "sha256": maybe(r, hostile_string), "size": maybe(r, hostile_int) });
+    json!({
+        "networkMessageId": good_or(r, "fuzz-nmid"),
+        "recipient": good_or(r, "bob@contoso.com"),
+        "receivedAt": if r.chance(50) { json!(chrono::Utc::now().to_rfc3339()) } else { hostile_date(r) },
+        "envelopeSender": maybe(r, hostile_string),
+        "headerFrom": maybe(r, hostile_string),
+        "senderIp": maybe(r, hostile_string),
+        "subject": maybe(r, hostile_string),
+        "deliveryAction": maybe(r, |r| *r.pick(&["DELIVERED", "BLOCKED", "JUNKED", "NOPE"])),
+        "latestDeliveryLocation": maybe(r, |r| *r.pick(&["INBOX", "QUARANTINE", "FAILED"])),
+        "detectionTechnologies": maybe(r, strings),
+        "urls": maybe(r, strings),
+        "attachments": Value::Array((0..r.below(3)).map(|_| attachment(r)).collect()),
+        "clusterId": maybe(r, hostile_string),
+        "eventAt": maybe(r, hostile_date),
+        "eventReason": maybe(r, hostile_string),
+    })
+}
+
+/// An Explorer filter with hostile values in some of its fields.
+fn hostile_email_filter(r: &mut Rng, alerts: &[String]) -> Value {
+    let mut f = serde_json::Map::new();
+    for _ in 0..r.below(3) + 1 {
+        let (k, v) = match r.below(13) {
+            0 => ("sender", json!(hostile_string(r))),
+            1 => ("recipient", json!(hostile_string(r))),
+            2 => ("subjectContains", json!(hostile_string(r))),
+            3 => ("url", json!(hostile_string(r))),
+            4 => ("attachmentSha256", json!(hostile_string(r))),
+            5 => ("attachmentName", json!(hostile_string(r))),
+            6 => ("networkMessageId", json!(hostile_string(r))),
+            7 => ("clusterId", json!(hostile_string(r))),
+            8 => ("senderIp", json!(hostile_string(r))),
+            9 => ("detectionTechnology", json!(hostile_string(r))),
+            10 => ("alertId", hostile_id(r, alerts)),
+            11 => ("receivedAfter", hostile_date(r)),
+            _ => ("receivedBefore", hostile_date(r)),
+        };
+        f.insert(k.into(), v);
+    }
+    Value::Object(f)
+}
+
 const INCIDENT_FIELDS: &str = "id version displayName customTags assignedTo";
 
 /// One hostile operation: its name, query and variables.
@@ -745,6 +792,7 @@ fn hostile_operation(
     incidents: &[String],
     alerts: &[String],
     cursors: &[String],
+    emails: &[String],
 ) -> (String, String, Value) {
     let iid = |r: &mut Rng| hostile_id(r, incidents);
     let aid = |r: &mut Rng| hostile_id(r, alerts);
@@ -766,7 +814,7 @@ fn hostile_operation(
         }
         Value::Object(o)
     };
-    let (name, q, v) = match n % 16 {
+    let (name, q, v) = match n % 20 {
         0 => ("ingestAlerts", INGEST.to_string(), json!({ "alerts": (0..r.below(3) + 1).map(|k| hostile_alert(r, n * 10 + k)).collect::<Vec<_>>() })),
         1 => (
             "updateIncident",
@@ -854,6 +902,37 @@ fn hostile_operation(
             "query($id: ID!, $first: Int, $after: String) { incident(id: $id) { id alerts(first: $first, after: $after) { totalCount } comments(first: $first, after: $after) { totalCount } activity(first: $first, after: $after) { totalCount } } }".into(),
             json!({ "id": iid(r), "first": maybe(r, hostile_int), "after": hostile_cursor(r, cursors) }),
         ),
+        16 => (
+            "ingestEmails",
+            "mutation($e: [EmailInput!]!) { ingestEmails(emails: $e) { accepted rejected items { status error email { id } } } }".into(),
+            json!({ "e": (0..r.below(3) + 1).map(|_| hostile_email(r)).collect::<Vec<_>>() }),
+        ),
+        17 => (
+            "emails",
+            "query($f: EmailFilter!, $first: Int, $after: String) { emails(filter: $f, first: $first, after: $after) { totalCount totalCountIsEstimate pageInfo { endCursor } nodes { id timeline { kind } alerts { id } } } }".into(),
+            json!({ "f": hostile_email_filter(r, alerts), "first": maybe(r, hostile_int), "after": hostile_cursor(r, cursors) }),
+        ),
+        18 => (
+            "emailAggregate",
+            "query($f: EmailFilter!, $g: EmailGroupBy!, $first: Int) { emailAggregate(filter: $f, groupBy: $g, first: $first) { key count } }".into(),
+            json!({
+                "f": hostile_email_filter(r, alerts),
+                "g": *r.pick(&["DELIVERY_ACTION", "SENDER_DOMAIN", "SENDER_IP", "DETECTION_TECHNOLOGY", "URL_DOMAIN", "LATEST_DELIVERY_LOCATION", "THREAT_TYPE", "DAY", "HOUR", "NOPE"]),
+                "first": maybe(r, hostile_int),
+            }),
+        ),
+        19 => (
+            "submit",
+            "mutation($in: SubmitInput!) { submit(input: $in) { id status result resultCategory allowBlockEntry { id } } }".into(),
+            json!({ "in": {
+                "contentType": *r.pick(&["EMAIL", "URL", "FILE", "EMAIL", "BOGUS"]),
+                "emailId": maybe(r, |r| hostile_id(r, emails)),
+                "url": maybe(r, hostile_string),
+                "fileSha256": maybe(r, hostile_string),
+                "category": *r.pick(&["NOT_JUNK", "SPAM", "PHISHING", "MALWARE"]),
+                "createEntry": maybe(r, |r| json!({ "action": *r.pick(&["ALLOW", "BLOCK"]), "expiresAt": hostile_date(r) })),
+            } }),
+        ),
         _ => (
             "literal",
             // Hostile values written into the document itself, not as variables.
@@ -883,6 +962,25 @@ async fn fuzz_every_mutation_never_internal_never_5xx() {
         .await;
     cursors.extend(d["incidents"]["pageInfo"]["endCursor"].as_str().map(str::to_string));
     cursors.extend(d["alerts"]["pageInfo"]["endCursor"].as_str().map(str::to_string));
+    // Real copies, for submissions that name one.
+    let now = chrono::Utc::now().to_rfc3339();
+    let records: Vec<Value> = (0..3)
+        .map(|i| json!({ "networkMessageId": format!("fuzz-seed-{i}"), "recipient": "bob@contoso.com", "receivedAt": now }))
+        .collect();
+    let d = app
+        .ok(
+            &t,
+            "mutation($e: [EmailInput!]!) { ingestEmails(emails: $e) { items { email { id } } } }",
+            json!({ "e": records }),
+        )
+        .await;
+    let emails: Vec<String> = d["ingestEmails"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["email"]["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(emails.len(), 3, "{d:#}");
 
     let seed_value = std::env::var("PARAPET_FUZZ_SEED")
         .ok()
@@ -901,7 +999,7 @@ async fn fuzz_every_mutation_never_internal_never_5xx() {
             incidents.extend(i);
             alerts.extend(a);
         }
-        let (name, query, vars) = hostile_operation(&mut r, n, &incidents, &alerts, &cursors);
+        let (name, query, vars) = hostile_operation(&mut r, n, &incidents, &alerts, &cursors, &emails);
         let body = json!({ "query": query, "variables": vars }).to_string();
         let spliced = body.contains(LONE);
         let body = body.replace(LONE, "\\ud800");
@@ -924,9 +1022,15 @@ async fn fuzz_every_mutation_never_internal_never_5xx() {
             assert!(status == StatusCode::OK, "round {n} ({name}): HTTP {status}: {shown} {resp}");
         }
         let outcome = if cs.is_empty() { "ok".to_string() } else { cs.join(",") };
+        assert!(
+            !cs.iter().any(|c| c == "-"),
+            "round {n} ({name}): an error without a code: {shown}\n{resp:#}"
+        );
         *seen.entry((name, outcome)).or_default() += 1;
         // Ingest outcomes say why, never "internal".
-        for item in resp["data"]["ingestAlerts"]["items"].as_array().into_iter().flatten() {
+        let alert_items = resp["data"]["ingestAlerts"]["items"].as_array().into_iter().flatten();
+        let email_items = resp["data"]["ingestEmails"]["items"].as_array().into_iter().flatten();
+        for item in alert_items.chain(email_items) {
             let err = item["error"].as_str().unwrap_or_default();
             assert!(!err.contains("internal"), "round {n}: {item}");
         }
@@ -949,6 +1053,10 @@ async fn fuzz_every_mutation_never_internal_never_5xx() {
         "linkAlertsToIncident",
         "mergeIncidents",
         "updateTenantSettings",
+        "ingestEmails",
+        "emails",
+        "emailAggregate",
+        "submit",
     ] {
         assert!(seen.keys().any(|(n, _)| n == m), "{m} was never tried");
     }
