@@ -184,6 +184,17 @@ async fn a_malformed_cursor_is_bad_input() {
     assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{v:#}");
 }
 
+#[tokio::test]
+async fn a_variable_not_of_its_type_is_refused_with_a_code() {
+    let app = TestApp::new().await;
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let q = "subscription($f: IncidentChangedFilter) { incidentChanged(filter: $f) { cursor } }";
+    let mut s = app.subscribe(&reader, q, json!({ "f": { "minSeverity": "APOCALYPTIC" } })).await;
+    let v = tokio::time::timeout(Duration::from_secs(5), s.next()).await.expect("answer").expect("item");
+    // Subscriptions take no Int or DateTime, so a bad value is caught before they run.
+    assert_eq!(v["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{v:#}");
+}
+
 /// A subscriber that stops reading while more events arrive than the hub buffers per tenant falls
 /// behind the broadcast; when it reads again it catches up from the event table: every alert, in order,
 /// exactly once.
