@@ -18,6 +18,7 @@ pub mod graphql;
 pub mod http;
 pub mod incidents;
 pub mod ingest;
+pub mod jobs;
 pub mod mail;
 pub mod metrics;
 pub mod playground;

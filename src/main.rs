@@ -211,7 +211,14 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     let pruner = parapet::events::retention::spawn(pool.clone(), config.retention());
     // Likewise the mail store's partitions: made ahead, retired after 30 days.
     let partitions = parapet::mail::partitions::spawn(pool.clone(), config.retention().interval);
-    let state = AppState::new(pool, verifier);
+    let state = AppState::new(pool.clone(), verifier);
+    // Every replica runs jobs; SKIP LOCKED shares them out and leases hand a dead worker's jobs over.
+    let jobs = parapet::jobs::runner::spawn(
+        pool,
+        state.metrics.clone(),
+        parapet::jobs::runner::RunnerSettings::default(),
+        parapet::jobs::dispatch,
+    );
     let schema = parapet::graphql::build_schema(state.clone(), &config.limits());
     let router = parapet::http::router_with(state, schema, &config.into());
 
@@ -240,6 +247,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
         ended = &mut server => {
             pruner.abort();
             partitions.abort();
+            jobs.abort();
             return match ended {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e).context("the HTTP server failed"),
@@ -252,6 +260,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     }
     pruner.abort();
     partitions.abort();
+    jobs.abort();
     let _ = stop_tx.send(());
     // Upgraded connections (WebSockets) may never end by themselves: don't wait for them forever.
     match tokio::time::timeout(Duration::from_secs(20), server).await {

@@ -1,5 +1,6 @@
 //! What `/metrics` serves: GraphQL requests by operation and outcome and their latency, refused HTTP
-//! requests, WebSocket connections and operations, database pool usage, alerts ingested, live subscribers.
+//! requests, WebSocket connections and operations, database pool usage, alerts ingested, live subscribers,
+//! and the job queue (runs by outcome, depth, age of the oldest due job).
 //!
 //! Kept with `prometheus-client`, the Prometheus project's own Rust client. Its registry is a value, not
 //! a process global: each app holds one [`Metrics`] in [`crate::state::AppState`], so the many apps a
@@ -96,6 +97,11 @@ struct OperationLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobOutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -132,6 +138,9 @@ struct Inner {
     pool_idle: Gauge,
     pool_in_use: Gauge,
     pool_waiting: Gauge,
+    job_runs: Family<JobOutcomeLabel, Counter>,
+    job_queue_depth: Gauge,
+    job_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 /// This app's metrics; cheap to clone (every clone counts into the same registry).
@@ -228,6 +237,26 @@ impl Metrics {
         let pool_in_use = gauge(&mut r, "parapet_db_pool_in_use_connections", "Connections lent out");
         let pool_waiting = gauge(&mut r, "parapet_db_pool_waiting", "Requests waiting for a connection");
 
+        let job_runs = Family::default();
+        r.register(
+            "parapet_job_runs",
+            "Job runs this process ended, by outcome (succeeded; retried: failed and queued again; failed: \
+             failed for good; lost: its lease ran out and another worker took the job over)",
+            job_runs.clone(),
+        );
+        let job_queue_depth = gauge(
+            &mut r,
+            "parapet_job_queue_depth",
+            "Jobs queued or running, all replicas (as this process last read it)",
+        );
+        let job_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        r.register_with_unit(
+            "parapet_job_oldest_age",
+            "How long the oldest due job has waited to be claimed (as this process last read it)",
+            Unit::Seconds,
+            job_oldest_age.clone(),
+        );
+
         Self(Arc::new(Inner {
             registry: r,
             requests,
@@ -246,6 +275,9 @@ impl Metrics {
             pool_idle,
             pool_in_use,
             pool_waiting,
+            job_runs,
+            job_queue_depth,
+            job_oldest_age,
         }))
     }
 
@@ -302,6 +334,17 @@ impl Metrics {
         self.0.pool_idle.set(n(s.available));
         self.0.pool_in_use.set(n(s.size.saturating_sub(s.available)));
         self.0.pool_waiting.set(n(s.waiting));
+    }
+
+    /// Counts one job run ended with `outcome` (`succeeded`, `retried`, `failed` or `lost`).
+    pub fn job_run(&self, outcome: &'static str) {
+        self.0.job_runs.get_or_create(&JobOutcomeLabel { outcome }).inc();
+    }
+
+    /// Sets the job-queue gauges: jobs queued or running, and the oldest due job's wait in seconds.
+    pub fn set_job_queue(&self, depth: i64, oldest_age_secs: f64) {
+        self.0.job_queue_depth.set(depth);
+        self.0.job_oldest_age.set(oldest_age_secs);
     }
 
     /// Every metric, in `format`.

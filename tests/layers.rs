@@ -54,6 +54,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("mail", &["allowblock", "auth", "db", "events", "domain", "error"]),
     // Submissions: evaluated from the list, the mail store and the verdicts; may create an entry.
     ("submissions", &["allowblock", "mail", "auth", "db", "domain", "error"]),
+    // The job queue and its runner: claims, leases, retries, and the queue's metrics.
+    ("jobs", &["db", "metrics", "domain", "error"]),
     // Threat Explorer: hunting filters and aggregations over the mail store.
     ("explorer", &["db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.

@@ -239,17 +239,22 @@ diesel::table! {
 }
 
 diesel::table! {
-    jobs (tenant_id, id) {
-        tenant_id -> Text,
+    jobs (id) {
         id -> Uuid,
+        tenant_id -> Text,
         kind -> Text,
         payload -> Jsonb,
         status -> Text,
-        run_at -> Timestamptz,
         attempts -> Int4,
-        locked_until -> Nullable<Timestamptz>,
+        max_attempts -> Int4,
+        run_at -> Timestamptz,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
         created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod evidence;
 pub mod explorer;
 pub mod incidents;
+pub mod jobs;
 pub mod manual;
 pub mod meta;
 pub mod queue;

@@ -1,0 +1,184 @@
+//! The job runner every replica starts: it claims due jobs (and jobs whose worker died) with
+//! `FOR UPDATE SKIP LOCKED`, runs each under a lease it renews at a third of the lease, and records the
+//! outcome; a failed run is queued again with backoff until its attempts are spent. A worker that loses
+//! its lease (paused past it, cut off from the database) stops the run and writes nothing: the job is
+//! another worker's now. Handlers make each step idempotent and record it in the transaction that does
+//! it, so a run taken over repeats nothing done and loses nothing.
+
+use super::{retry_at, Job, JobError};
+use crate::db::queries::jobs as q;
+use crate::db::Pool;
+use crate::metrics::Metrics;
+use chrono::Utc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// How often a runner reads the queue's depth and oldest age for `/metrics`.
+pub const STATS_EVERY: Duration = Duration::from_secs(5);
+
+/// What a handler returns: the run's outcome, later.
+pub type Run = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
+
+/// How a runner works.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// This worker's name in leases (unique per process).
+    pub owner: String,
+    /// Runs at once.
+    pub workers: usize,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// How often to look for work when the last look found none.
+    pub poll: Duration,
+    /// First retry's wait; doubled per attempt.
+    pub backoff_base: Duration,
+    /// Longest wait between retries.
+    pub backoff_cap: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            workers: 4,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            backoff_base: Duration::from_secs(2),
+            backoff_cap: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Starts the runner: `handler` runs each claimed job. Abort the handle to stop it (runs in flight are
+/// dropped; their leases run out and another worker takes the jobs over).
+pub fn spawn<H>(
+    pool: Pool,
+    metrics: Metrics,
+    settings: RunnerSettings,
+    handler: H,
+) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(Job) -> Run + Send + Sync + 'static,
+{
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(settings.workers.max(1)));
+        let mut runs = tokio::task::JoinSet::new();
+        let mut stats_read: Option<std::time::Instant> = None;
+        loop {
+            // Ended runs are collected here so the set stays as small as the worker count.
+            while runs.try_join_next().is_some() {}
+            if stats_read.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+                refresh_stats(&pool, &metrics).await;
+                stats_read = Some(std::time::Instant::now());
+            }
+            let free = slots.available_permits();
+            let claimed = if free == 0 { vec![] } else { claim(&pool, &settings, free).await };
+            let full = !claimed.is_empty() && claimed.len() == free;
+            for job in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                let (pool, metrics, settings, handler) =
+                    (pool.clone(), metrics.clone(), settings.clone(), handler.clone());
+                runs.spawn(async move {
+                    run_one(&pool, &metrics, &settings, handler.as_ref(), job).await;
+                    drop(permit);
+                });
+            }
+            if !full {
+                tokio::select! {
+                    _ = tokio::time::sleep(settings.poll) => {}
+                    _ = runs.join_next(), if !runs.is_empty() => {}
+                }
+            }
+        }
+    })
+}
+
+async fn claim(pool: &Pool, settings: &RunnerSettings, free: usize) -> Vec<Job> {
+    let mut conn = match pool.get().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "job runner: no database connection; will look again");
+            return vec![];
+        }
+    };
+    let limit = i64::try_from(free).unwrap_or(i64::MAX);
+    match q::claim(&mut conn, &settings.owner, limit, settings.lease.as_secs_f64(), Utc::now()).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "job runner: cannot claim jobs; will look again");
+            vec![]
+        }
+    }
+}
+
+async fn refresh_stats(pool: &Pool, metrics: &Metrics) {
+    let Ok(mut conn) = pool.get().await else { return };
+    if let Ok(s) = q::stats(&mut conn, Utc::now()).await {
+        metrics.set_job_queue(s.depth, s.oldest_age_secs);
+    }
+}
+
+/// Runs `job` to its end, renewing the lease meanwhile, and records the outcome.
+async fn run_one(
+    pool: &Pool,
+    metrics: &Metrics,
+    settings: &RunnerSettings,
+    handler: &(dyn Fn(Job) -> Run + Send + Sync),
+    job: Job,
+) {
+    let (id, attempts, max_attempts) = (job.id, job.attempts, job.max_attempts);
+    let span = tracing::info_span!("job", id = %id, kind = %job.kind, attempt = attempts);
+    let mut work: Run = Box::pin(handler(job).instrument(span));
+    let mut renewal = tokio::time::interval(settings.lease / 3);
+    renewal.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            r = &mut work => break Some(r),
+            _ = renewal.tick() => {
+                let Ok(mut conn) = pool.get().await else { continue };
+                match q::renew(&mut conn, id, &settings.owner, settings.lease.as_secs_f64(), Utc::now()).await {
+                    Ok(true) => {}
+                    // Another worker holds it now: stop, and write nothing.
+                    Ok(false) => break None,
+                    Err(e) => tracing::warn!(error = %e, "cannot renew a job's lease; will try again"),
+                }
+            }
+        }
+    };
+    let now = Utc::now();
+    let Ok(mut conn) = pool.get().await else {
+        tracing::warn!("job ended but no connection to record it; its lease will run out and it runs again");
+        return;
+    };
+    let (recorded, label) = match outcome {
+        None => (Ok(false), "lost"),
+        Some(Ok(())) => (q::succeed(&mut conn, id, &settings.owner, now).await, "succeeded"),
+        Some(Err(e)) => {
+            let (error, retry) = match e {
+                JobError::Retry(m) if attempts < max_attempts => {
+                    let base = chrono::Duration::from_std(settings.backoff_base)
+                        .unwrap_or(chrono::Duration::seconds(2));
+                    let cap = chrono::Duration::from_std(settings.backoff_cap)
+                        .unwrap_or(chrono::Duration::seconds(300));
+                    (m, Some(retry_at(now, attempts, base, cap)))
+                }
+                JobError::Retry(m) | JobError::Fatal(m) => (m, None),
+            };
+            tracing::warn!(error = %error, retry = retry.is_some(), "job run failed");
+            let label = if retry.is_some() { "retried" } else { "failed" };
+            (q::fail(&mut conn, id, &settings.owner, &error, retry, now).await, label)
+        }
+    };
+    match recorded {
+        Ok(true) => metrics.job_run(label),
+        Ok(false) => metrics.job_run("lost"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record a job's outcome; its lease will run out and it runs again")
+        }
+    }
+}
