@@ -336,9 +336,9 @@ impl Metrics {
         self.0.pool_waiting.set(n(s.waiting));
     }
 
-    /// Counts one job run ended with `outcome` (`succeeded`, `retried`, `failed` or `lost`).
-    pub fn job_run(&self, outcome: &'static str) {
-        self.0.job_runs.get_or_create(&JobOutcomeLabel { outcome }).inc();
+    /// Counts `n` job runs ended with `outcome` (`succeeded`, `retried`, `failed` or `lost`).
+    pub fn job_runs(&self, outcome: &'static str, n: u64) {
+        self.0.job_runs.get_or_create(&JobOutcomeLabel { outcome }).inc_by(n);
     }
 
     /// Sets the job-queue gauges: jobs queued or running, and the oldest due job's wait in seconds.

@@ -313,3 +313,52 @@ async fn enqueueing_by_key_is_idempotent_and_a_kind_without_handler_fails_for_go
     assert_eq!(jobs[0].attempts, 1);
     assert!(jobs[0].last_error.as_deref().is_some_and(|e| e.contains("no handler")), "{:?}", jobs[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_its_run_and_the_runner_goes_on() {
+    let app = TestApp::new().await;
+    let bad = enqueue(&app, new_job("panics", 2)).await;
+    let runner =
+        runner::spawn(app.state.pool.clone(), app.state.metrics.clone(), settings("a"), |j: Job| -> Run {
+            Box::pin(async move {
+                if j.kind == "panics" {
+                    panic!("a bug in a handler");
+                }
+                Ok(())
+            })
+        });
+    let jobs = wait_for(&app, &[bad], |j| j.status == "FAILED").await;
+    assert_eq!(jobs[0].attempts, 2, "retried once, like any failure");
+    assert_eq!(jobs[0].last_error.as_deref(), Some("the job's handler panicked"));
+    // The same runner still works.
+    let good = enqueue(&app, new_job("fine", 2)).await;
+    wait_for(&app, &[good], |j| j.status == "SUCCEEDED").await;
+    runner.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_stopped_in_its_last_attempt_fails_for_good() {
+    let app = TestApp::new().await;
+    let id = enqueue(&app, new_job("crashes-its-worker", 1)).await;
+    let mut conn = app.state.pool.get().await.expect("conn");
+    assert_eq!(q::claim(&mut conn, "dead", 10, 0.2, Utc::now()).await.expect("claim").len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs: Runs = Arc::default();
+    let r = runs.clone();
+    let runner = runner::spawn(
+        app.state.pool.clone(),
+        app.state.metrics.clone(),
+        settings("b"),
+        move |j: Job| -> Run {
+            let runs = r.clone();
+            Box::pin(async move {
+                record(&runs, j.id);
+                Ok(())
+            })
+        },
+    );
+    let jobs = wait_for(&app, &[id], |j| j.status == "FAILED").await;
+    runner.abort();
+    assert_eq!(jobs[0].last_error.as_deref(), Some("its worker stopped during its last attempt"));
+    assert!(runs_of(&runs, id).is_empty(), "not run again");
+}

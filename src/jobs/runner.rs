@@ -10,6 +10,7 @@ use crate::db::queries::jobs as q;
 use crate::db::Pool;
 use crate::metrics::Metrics;
 use chrono::Utc;
+use futures::FutureExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -118,6 +119,10 @@ async fn claim(pool: &Pool, settings: &RunnerSettings, free: usize) -> Vec<Job> 
 
 async fn refresh_stats(pool: &Pool, metrics: &Metrics) {
     let Ok(mut conn) = pool.get().await else { return };
+    match q::fail_abandoned(&mut conn, Utc::now()).await {
+        Ok(n) => metrics.job_runs("failed", u64::try_from(n).unwrap_or(0)),
+        Err(e) => tracing::warn!(error = %e, "cannot fail abandoned jobs; will try again"),
+    }
     if let Ok(s) = q::stats(&mut conn, Utc::now()).await {
         metrics.set_job_queue(s.depth, s.oldest_age_secs);
     }
@@ -133,7 +138,12 @@ async fn run_one(
 ) {
     let (id, attempts, max_attempts) = (job.id, job.attempts, job.max_attempts);
     let span = tracing::info_span!("job", id = %id, kind = %job.kind, attempt = attempts);
-    let mut work: Run = Box::pin(handler(job).instrument(span));
+    // A handler that panics fails its run (retried like any failure) instead of taking the runner down.
+    let mut work: Run = Box::pin(
+        std::panic::AssertUnwindSafe(handler(job).instrument(span))
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|_| Err(JobError::Retry("the job's handler panicked".into())))),
+    );
     let mut renewal = tokio::time::interval(settings.lease / 3);
     renewal.tick().await;
     let outcome = loop {
@@ -175,8 +185,8 @@ async fn run_one(
         }
     };
     match recorded {
-        Ok(true) => metrics.job_run(label),
-        Ok(false) => metrics.job_run("lost"),
+        Ok(true) => metrics.job_runs(label, 1),
+        Ok(false) => metrics.job_runs("lost", 1),
         Err(e) => {
             tracing::warn!(error = %e, "cannot record a job's outcome; its lease will run out and it runs again")
         }

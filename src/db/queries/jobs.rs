@@ -96,7 +96,8 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: DateTime<Utc>) -> diese
 }
 
 /// Claims up to `limit` jobs for `owner` until `now + lease`: queued ones that are due, oldest due
-/// first, and running ones whose lease ran out (their worker died). Each claim counts an attempt.
+/// first, and running ones whose lease ran out (their worker died) with attempts left. Each claim
+/// counts an attempt.
 ///
 /// The candidates come from the statement's snapshot, so a job another worker claimed meanwhile may be
 /// among them: the conditions stand on the locked rows themselves too, which PostgreSQL checks again on
@@ -114,10 +115,12 @@ pub async fn claim(
          FROM (SELECT id FROM jobs \
                WHERE (id IN (SELECT id FROM jobs WHERE status = 'QUEUED' AND run_at <= $3 ORDER BY run_at LIMIT $2) \
                       OR id IN (SELECT id FROM jobs WHERE status = 'RUNNING' AND lease_until < $3 \
-                                ORDER BY lease_until LIMIT $2)) \
-                 AND ((status = 'QUEUED' AND run_at <= $3) OR (status = 'RUNNING' AND lease_until < $3)) \
+                                AND attempts < max_attempts ORDER BY lease_until LIMIT $2)) \
+                 AND ((status = 'QUEUED' AND run_at <= $3) \
+                      OR (status = 'RUNNING' AND lease_until < $3 AND attempts < max_attempts)) \
                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) c \
-         WHERE j.id = c.id AND ((j.status = 'QUEUED' AND j.run_at <= $3) OR (j.status = 'RUNNING' AND j.lease_until < $3)) \
+         WHERE j.id = c.id AND ((j.status = 'QUEUED' AND j.run_at <= $3) \
+               OR (j.status = 'RUNNING' AND j.lease_until < $3 AND j.attempts < j.max_attempts)) \
          RETURNING j.id, j.tenant_id, j.kind, j.payload, j.status, j.attempts, j.max_attempts, j.run_at, \
              j.lease_owner, j.lease_until, j.last_error, j.finished_at",
     )
@@ -196,6 +199,19 @@ pub async fn fail(
     .execute(conn)
     .await?;
     Ok(n == 1)
+}
+
+/// Fails for good the jobs whose lease ran out during their last attempt (their worker stopped, say a
+/// crash the job itself causes: taking it over again would crash the next worker too); returns how many.
+pub async fn fail_abandoned(conn: &mut Conn, now: DateTime<Utc>) -> diesel::QueryResult<usize> {
+    prepared::sql(
+        "UPDATE jobs SET status = 'FAILED', lease_owner = NULL, lease_until = NULL, finished_at = $1, \
+             updated_at = $1, last_error = 'its worker stopped during its last attempt' \
+         WHERE status = 'RUNNING' AND lease_until < $1 AND attempts >= max_attempts",
+    )
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .await
 }
 
 /// One job by id, in its tenant.
