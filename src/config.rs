@@ -23,6 +23,7 @@
 //! | `PARAPET_REQUEST_TIMEOUT` | `--request-timeout` | `30s` | longest a GraphQL request over HTTP may run; past it, its transaction rolls back and the client gets `UNAVAILABLE` |
 //! | `PARAPET_EVENT_RETENTION_HOURS` | `--event-retention-hours` | `168` (7 days) | how long events are kept for subscribers resuming with `after` |
 //! | `PARAPET_EVENT_PRUNE_INTERVAL` | `--event-prune-interval` | `1h` | how often each replica tries to prune expired events |
+//! | `PARAPET_JOB_WORKERS` | `--job-workers` | `4` | background jobs each replica runs at once (1 to 64) |
 //!
 //! JWT key resolution ([`Config::jwt_key`]): a public key wins (asymmetric only), else the secret; with
 //! neither, development generates a random secret once and keeps it in `<data dir>/jwt-secret` (mode
@@ -162,6 +163,11 @@ pub struct Config {
     /// How often each replica tries to prune expired events, e.g. 15m, 1h.
     #[arg(long, env = "PARAPET_EVENT_PRUNE_INTERVAL", global = true, default_value = "1h", value_parser = parse_duration)]
     pub event_prune_interval: i64,
+
+    /// Background jobs each replica runs at once.
+    #[arg(long, env = "PARAPET_JOB_WORKERS", global = true, default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub job_workers: u16,
 }
 
 impl fmt::Debug for Config {
@@ -188,6 +194,7 @@ impl fmt::Debug for Config {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("event_retention_hours", &self.event_retention_hours)
             .field("event_prune_interval", &self.event_prune_interval)
+            .field("job_workers", &self.job_workers)
             .finish()
     }
 }

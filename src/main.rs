@@ -216,7 +216,10 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     let jobs = parapet::jobs::runner::spawn(
         pool,
         state.metrics.clone(),
-        parapet::jobs::runner::RunnerSettings::default(),
+        parapet::jobs::runner::RunnerSettings {
+            workers: usize::from(config.job_workers),
+            ..Default::default()
+        },
         parapet::jobs::dispatch,
     );
     let schema = parapet::graphql::build_schema(state.clone(), &config.limits());
