@@ -291,7 +291,7 @@ async fn a_worker_that_lost_its_lease_stops_and_writes_nothing() {
     assert_eq!((j.status.as_str(), j.lease_owner.as_deref(), j.attempts), ("RUNNING", Some("thief"), 2));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueueing_by_key_is_idempotent_and_a_kind_without_handler_fails_for_good() {
     let app = TestApp::new().await;
     let mut keyed = new_job("remediate", 3);
@@ -299,7 +299,22 @@ async fn enqueueing_by_key_is_idempotent_and_a_kind_without_handler_fails_for_go
     let first = enqueue(&app, keyed.clone()).await;
     assert_eq!(enqueue(&app, keyed.clone()).await, first, "the same key makes one job");
     keyed.tenant_id = "fabrikam".into();
-    assert_ne!(enqueue(&app, keyed).await, first, "keys are per tenant");
+    assert_ne!(enqueue(&app, keyed.clone()).await, first, "keys are per tenant");
+    // Eight at once with a new key: one job, and every caller gets its id.
+    keyed.dedupe_key = Some("action-2".into());
+    let mut calls = vec![];
+    for _ in 0..8 {
+        let (pool, keyed) = (app.state.pool.clone(), keyed.clone());
+        calls.push(tokio::spawn(async move {
+            let mut conn = pool.get().await.expect("conn");
+            q::enqueue(&mut conn, &keyed, Utc::now()).await.expect("enqueue")
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for c in calls {
+        ids.insert(c.await.expect("task"));
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
 
     // The server's own dispatch knows no kind yet: such a job fails at once, saying why.
     let runner = runner::spawn(

@@ -92,6 +92,18 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: DateTime<Utc>) -> diese
     .bind::<Timestamptz, _>(now)
     .load(conn)
     .await?;
+    if let Some(r) = rows.into_iter().next() {
+        return Ok(r.id);
+    }
+    // Another transaction inserted the same key after this statement's snapshot was taken (the insert
+    // waited for it, then did nothing): a new statement sees its job.
+    let rows: Vec<Id> =
+        prepared::sql("SELECT id FROM jobs WHERE tenant_id = $1 AND kind = $2 AND dedupe_key = $3")
+            .bind::<Text, _>(job.tenant_id.as_str())
+            .bind::<Text, _>(job.kind.as_str())
+            .bind::<Nullable<Text>, _>(job.dedupe_key.as_deref())
+            .load(conn)
+            .await?;
     rows.into_iter().next().map(|r| r.id).ok_or(diesel::result::Error::NotFound)
 }
 
