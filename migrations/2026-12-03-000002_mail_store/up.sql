@@ -61,9 +61,6 @@ CREATE TABLE emails (
 CREATE INDEX emails_received ON emails (tenant_id, received_at DESC, id DESC);
 CREATE INDEX emails_keys ON emails USING gin (keys);
 CREATE INDEX emails_subject ON emails USING gin (subject gin_trgm_ops);
--- Copies learned from alerts, by what a mail-flow record adopts them by: a batch probes every weekly
--- partition for them, and this index holds only them (the unique index above holds every copy).
-CREATE INDEX emails_learned ON emails (tenant_id, network_message_id, recipient) WHERE source = 'ALERT';
 
 CREATE TABLE email_events (
     tenant_id      TEXT NOT NULL,
