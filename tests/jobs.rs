@@ -77,6 +77,24 @@ fn runs_of(runs: &Runs, id: Uuid) -> Vec<Instant> {
     runs.lock().expect("runs").get(&id).cloned().unwrap_or_default()
 }
 
+/// A runner whose handler records each run in `runs`, then takes `work` and succeeds.
+fn recording_runner(
+    app: &TestApp,
+    settings: RunnerSettings,
+    runs: &Runs,
+    work: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let runs = runs.clone();
+    runner::spawn(app.state.pool.clone(), app.state.metrics.clone(), settings, move |j: Job| -> Run {
+        let runs = runs.clone();
+        Box::pin(async move {
+            record(&runs, j.id);
+            tokio::time::sleep(work).await;
+            Ok(())
+        })
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_runs_once_across_three_runners() {
     let app = TestApp::new().await;
@@ -87,20 +105,7 @@ async fn every_job_runs_once_across_three_runners() {
     let runs: Runs = Arc::default();
     let mut runners = vec![];
     for owner in ["a", "b", "c"] {
-        let runs = runs.clone();
-        runners.push(runner::spawn(
-            app.state.pool.clone(),
-            app.state.metrics.clone(),
-            settings(owner),
-            move |j: Job| -> Run {
-                let runs = runs.clone();
-                Box::pin(async move {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    record(&runs, j.id);
-                    Ok(())
-                })
-            },
-        ));
+        runners.push(recording_runner(&app, settings(owner), &runs, Duration::from_millis(5)));
     }
     let jobs = wait_for(&app, &ids, |j| j.status == "SUCCEEDED").await;
     for r in &runners {
@@ -184,19 +189,7 @@ async fn a_dead_workers_job_is_taken_over_once_its_lease_runs_out() {
     assert!(q::claim(&mut conn, "other", 10, 0.5, Utc::now()).await.expect("claim").is_empty());
 
     let runs: Runs = Arc::default();
-    let r = runs.clone();
-    let runner = runner::spawn(
-        app.state.pool.clone(),
-        app.state.metrics.clone(),
-        settings("b"),
-        move |j: Job| -> Run {
-            let runs = r.clone();
-            Box::pin(async move {
-                record(&runs, j.id);
-                Ok(())
-            })
-        },
-    );
+    let runner = recording_runner(&app, settings("b"), &runs, Duration::ZERO);
     let jobs = wait_for(&app, &[id], |j| j.status == "SUCCEEDED").await;
     runner.abort();
     assert!(started.elapsed() >= Duration::from_millis(450), "not before the lease ran out");
@@ -216,22 +209,9 @@ async fn a_renewed_lease_keeps_a_long_run_its_own() {
     let mut runners = vec![];
     // Two runners; the run lasts four leases of 600 ms.
     for owner in ["a", "b"] {
-        let runs = runs.clone();
         let mut s = settings(owner);
         s.lease = Duration::from_millis(600);
-        runners.push(runner::spawn(
-            app.state.pool.clone(),
-            app.state.metrics.clone(),
-            s,
-            move |j: Job| -> Run {
-                let runs = runs.clone();
-                Box::pin(async move {
-                    record(&runs, j.id);
-                    tokio::time::sleep(Duration::from_millis(2400)).await;
-                    Ok(())
-                })
-            },
-        ));
+        runners.push(recording_runner(&app, s, &runs, Duration::from_millis(2400)));
     }
     let jobs = wait_for(&app, &[id], |j| j.status == "SUCCEEDED").await;
     for r in &runners {
@@ -359,19 +339,7 @@ async fn a_job_whose_worker_stopped_in_its_last_attempt_fails_for_good() {
     assert_eq!(q::claim(&mut conn, "dead", 10, 0.2, Utc::now()).await.expect("claim").len(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let runs: Runs = Arc::default();
-    let r = runs.clone();
-    let runner = runner::spawn(
-        app.state.pool.clone(),
-        app.state.metrics.clone(),
-        settings("b"),
-        move |j: Job| -> Run {
-            let runs = r.clone();
-            Box::pin(async move {
-                record(&runs, j.id);
-                Ok(())
-            })
-        },
-    );
+    let runner = recording_runner(&app, settings("b"), &runs, Duration::ZERO);
     let jobs = wait_for(&app, &[id], |j| j.status == "FAILED").await;
     runner.abort();
     assert_eq!(jobs[0].last_error.as_deref(), Some("its worker stopped during its last attempt"));
