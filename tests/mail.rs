@@ -282,6 +282,33 @@ async fn evidence_creates_a_copy_that_the_mail_flow_record_then_adopts() {
 }
 
 #[tokio::test]
+async fn a_learned_copy_named_exactly_is_not_adopted_by_another_record_of_the_batch() {
+    let app = TestApp::new().await;
+    let gw = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
+    let reader = app.token("contoso", "r@contoso.com", &[Role::Reader]);
+    let t1 = Utc::now() - Duration::hours(5);
+    let alert = ingest_alert(&app, &gw, alert_naming("a-3", "twin-1", "bob@contoso.com", Some(t1))).await;
+    let learned = app.ok(&reader, EVIDENCE, json!({ "id": alert })).await["alert"]["evidence"][0]["email"]
+        ["id"]
+        .clone();
+    // One batch: the record with the learned copy's own receive time, and one of another time.
+    let r = push(
+        &app,
+        &gw,
+        json!([
+            record("twin-1", "bob@contoso.com", t1),
+            record("twin-1", "bob@contoso.com", t1 - Duration::hours(1))
+        ]),
+    )
+    .await;
+    assert_eq!(r["items"][0]["email"]["id"], learned, "the exact record updates the learned copy: {r:#}");
+    assert_eq!(r["items"][1]["status"], "CREATED", "the other is a copy of its own: {r:#}");
+    assert_eq!(count_copies(&app, "twin-1").await, 2);
+    let e = read(&app, &reader, learned.as_str().unwrap_or_default()).await;
+    assert_eq!(ts(&e["receivedAt"]).timestamp_micros(), t1.timestamp_micros(), "not moved: {e:#}");
+}
+
+#[tokio::test]
 async fn copies_and_links_stay_inside_their_tenant() {
     let app = TestApp::new().await;
     let gw_a = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);

@@ -60,6 +60,10 @@ pub fn plan(stored: Vec<Email>, items: Vec<(PreparedEmail, Email)>, now: DateTim
     for (item, fresh_row) in items {
         let key = identity(&fresh_row);
         if let Some(row) = state.get_mut(&key) {
+            // A learned copy this record names exactly is its own now: no later record may adopt it.
+            if let Some(ids) = learned.get_mut(&(key.0.clone(), key.1.clone())) {
+                ids.retain(|k| k != &key);
+            }
             let changed = update(row, &item, fresh_row, now, &mut plan.events);
             if changed && !new_ids.contains(&row.id) && touched_set.insert(row.id) {
                 touched.push(row.id);
