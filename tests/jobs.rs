@@ -63,18 +63,24 @@ async fn wait_for(app: &TestApp, ids: &[Uuid], done: impl Fn(&Job) -> bool) -> V
     }
 }
 
-/// Runs of each job, with their start times, shared by every runner of a test.
-type Runs = Arc<Mutex<HashMap<Uuid, Vec<Instant>>>>;
+/// Runs of each job, with their start times and the runner that ran them, shared by every runner of a
+/// test.
+type Runs = Arc<Mutex<HashMap<Uuid, Vec<(Instant, String)>>>>;
 
-fn record(runs: &Runs, id: Uuid) -> usize {
+fn record(runs: &Runs, id: Uuid, owner: &str) -> usize {
     let mut runs = runs.lock().expect("runs");
     let v = runs.entry(id).or_default();
-    v.push(Instant::now());
+    v.push((Instant::now(), owner.to_string()));
     v.len()
 }
 
 fn runs_of(runs: &Runs, id: Uuid) -> Vec<Instant> {
-    runs.lock().expect("runs").get(&id).cloned().unwrap_or_default()
+    runs.lock().expect("runs").get(&id).map(|v| v.iter().map(|r| r.0).collect()).unwrap_or_default()
+}
+
+/// The runners that ran any job.
+fn runners_used(runs: &Runs) -> std::collections::HashSet<String> {
+    runs.lock().expect("runs").values().flatten().map(|r| r.1.clone()).collect()
 }
 
 /// A runner whose handler records each run in `runs`, then takes `work` and succeeds.
@@ -85,10 +91,11 @@ fn recording_runner(
     work: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let runs = runs.clone();
+    let owner = settings.owner.clone();
     runner::spawn(app.state.pool.clone(), app.state.metrics.clone(), settings, move |j: Job| -> Run {
-        let runs = runs.clone();
+        let (runs, owner) = (runs.clone(), owner.clone());
         Box::pin(async move {
-            record(&runs, j.id);
+            record(&runs, j.id, &owner);
             tokio::time::sleep(work).await;
             Ok(())
         })
@@ -111,13 +118,14 @@ async fn every_job_runs_once_across_three_runners() {
     for r in &runners {
         r.abort();
     }
+    assert!(runners_used(&runs).len() >= 2, "the runners shared the queue: {:?}", runners_used(&runs));
     for j in &jobs {
         assert_eq!(runs_of(&runs, j.id).len(), 1, "ran once: {j:?}");
         assert_eq!(j.attempts, 1);
         assert!(j.finished_at.is_some() && j.lease_owner.is_none());
     }
     let (_, _, text) = app.get_text("/metrics").await;
-    assert!(text.contains("parapet_job_runs_total{outcome=\"succeeded\"} 60"), "{text}");
+    assert!(text.contains("parapet_job_runs_total{outcome=\"succeeded\"} 60\n"), "{text}");
     assert!(text.contains("parapet_job_queue_depth "), "{text}");
     assert!(text.contains("parapet_job_oldest_age_seconds "), "{text}");
     // A job belongs to its tenant.
@@ -140,7 +148,7 @@ async fn failed_runs_are_retried_with_backoff_until_their_attempts_are_spent() {
         move |j: Job| -> Run {
             let runs = r.clone();
             Box::pin(async move {
-                let n = record(&runs, j.id);
+                let n = record(&runs, j.id, "a");
                 match j.kind.as_str() {
                     "always-down" => Err(JobError::Retry("mail server down".into())),
                     "flaky" if n < 3 => Err(JobError::Retry(format!("busy, run {n}"))),
@@ -172,8 +180,8 @@ async fn failed_runs_are_retried_with_backoff_until_their_attempts_are_spent() {
     assert_eq!(runs_of(&runs, doomed).len(), 1);
 
     let (_, _, text) = app.get_text("/metrics").await;
-    assert!(text.contains("parapet_job_runs_total{outcome=\"retried\"} 4"), "{text}");
-    assert!(text.contains("parapet_job_runs_total{outcome=\"failed\"} 2"), "{text}");
+    assert!(text.contains("parapet_job_runs_total{outcome=\"retried\"} 4\n"), "{text}");
+    assert!(text.contains("parapet_job_runs_total{outcome=\"failed\"} 2\n"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +265,7 @@ async fn a_worker_that_lost_its_lease_stops_and_writes_nothing() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, _, text) = app.get_text("/metrics").await;
-        if text.contains("parapet_job_runs_total{outcome=\"lost\"} 1") {
+        if text.contains("parapet_job_runs_total{outcome=\"lost\"} 1\n") {
             break;
         }
         assert!(Instant::now() < deadline, "the worker never saw it lost the job: {text}");

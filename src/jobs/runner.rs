@@ -1,8 +1,8 @@
 //! The job runner every replica starts: it claims due jobs (and jobs whose worker died) with
 //! `FOR UPDATE SKIP LOCKED`, runs each under a lease it renews at a third of the lease, and records the
 //! outcome; a failed run is queued again with backoff until its attempts are spent. A worker that loses
-//! its lease (paused past it, cut off from the database) stops the run and writes nothing: the job is
-//! another worker's now. Handlers make each step idempotent and record it in the transaction that does
+//! its lease (another worker holds the job, or it could not renew for a whole lease) stops the run and
+//! writes nothing: the job is another worker's now. Handlers make each step idempotent and record it in the transaction that does
 //! it, so a run taken over repeats nothing done and loses nothing.
 
 use super::{retry_at, Job, JobError};
@@ -20,6 +20,9 @@ use tracing::Instrument;
 
 /// How often a runner reads the queue's depth and oldest age for `/metrics`.
 pub const STATS_EVERY: Duration = Duration::from_secs(5);
+
+/// Tries at recording a run's outcome before leaving it to the lease running out.
+const RECORD_TRIES: usize = 3;
 
 /// What a handler returns: the run's outcome, later.
 pub type Run = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
@@ -146,49 +149,71 @@ async fn run_one(
     );
     let mut renewal = tokio::time::interval(settings.lease / 3);
     renewal.tick().await;
+    // The lease as this worker last knew it held: past it, another worker may have taken the job over,
+    // so a worker that cannot reach the database stops too.
+    let mut held_since = std::time::Instant::now();
     let outcome = loop {
         tokio::select! {
             r = &mut work => break Some(r),
             _ = renewal.tick() => {
-                let Ok(mut conn) = pool.get().await else { continue };
-                match q::renew(&mut conn, id, &settings.owner, settings.lease.as_secs_f64(), Utc::now()).await {
-                    Ok(true) => {}
+                let renewed = match pool.get().await {
+                    Ok(mut conn) => {
+                        q::renew(&mut conn, id, &settings.owner, settings.lease.as_secs_f64(), Utc::now()).await
+                    }
+                    Err(e) => Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
+                };
+                match renewed {
+                    Ok(true) => held_since = std::time::Instant::now(),
                     // Another worker holds it now: stop, and write nothing.
                     Ok(false) => break None,
+                    Err(e) if held_since.elapsed() >= settings.lease => {
+                        tracing::warn!(error = %e, "cannot renew a job's lease and it has run out: stopping the run");
+                        break None;
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot renew a job's lease; will try again"),
                 }
             }
         }
     };
-    let now = Utc::now();
-    let Ok(mut conn) = pool.get().await else {
-        tracing::warn!("job ended but no connection to record it; its lease will run out and it runs again");
+    let Some(outcome) = outcome else {
+        metrics.job_runs("lost", 1);
         return;
     };
-    let (recorded, label) = match outcome {
-        None => (Ok(false), "lost"),
-        Some(Ok(())) => (q::succeed(&mut conn, id, &settings.owner, now).await, "succeeded"),
-        Some(Err(e)) => {
+    let (label, retry, error) = match outcome {
+        Ok(()) => ("succeeded", None, None),
+        Err(e) => {
             let (error, retry) = match e {
                 JobError::Retry(m) if attempts < max_attempts => {
                     let base = chrono::Duration::from_std(settings.backoff_base)
                         .unwrap_or(chrono::Duration::seconds(2));
                     let cap = chrono::Duration::from_std(settings.backoff_cap)
                         .unwrap_or(chrono::Duration::seconds(300));
-                    (m, Some(retry_at(now, attempts, base, cap)))
+                    (m, Some(retry_at(Utc::now(), attempts, base, cap)))
                 }
                 JobError::Retry(m) | JobError::Fatal(m) => (m, None),
             };
             tracing::warn!(error = %error, retry = retry.is_some(), "job run failed");
-            let label = if retry.is_some() { "retried" } else { "failed" };
-            (q::fail(&mut conn, id, &settings.owner, &error, retry, now).await, label)
+            (if retry.is_some() { "retried" } else { "failed" }, retry, Some(error))
         }
     };
-    match recorded {
-        Ok(true) => metrics.job_runs(label, 1),
-        Ok(false) => metrics.job_runs("lost", 1),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot record a job's outcome; its lease will run out and it runs again")
+    // The outcome is written while the lease holds, retried a few times: a success lost here would run
+    // the job again, or, on its last attempt, fail it as abandoned.
+    for _ in 0..RECORD_TRIES {
+        let recorded = match pool.get().await {
+            Ok(mut conn) => match &error {
+                None => q::succeed(&mut conn, id, &settings.owner, Utc::now()).await,
+                Some(m) => q::fail(&mut conn, id, &settings.owner, m, retry, Utc::now()).await,
+            },
+            Err(e) => Err(diesel::result::Error::QueryBuilderError(e.to_string().into())),
+        };
+        match recorded {
+            Ok(true) => return metrics.job_runs(label, 1),
+            Ok(false) => return metrics.job_runs("lost", 1),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record a job's outcome; trying again");
+                tokio::time::sleep(settings.lease / 10).await;
+            }
         }
     }
+    tracing::warn!("a job's outcome could not be recorded; its lease will run out and it is taken over");
 }

@@ -111,9 +111,10 @@ pub async fn enqueue(conn: &mut Conn, job: &NewJob, now: DateTime<Utc>) -> diese
 /// first, and running ones whose lease ran out (their worker died) with attempts left. Each claim
 /// counts an attempt.
 ///
-/// The candidates come from the statement's snapshot, so a job another worker claimed meanwhile may be
-/// among them: the conditions stand on the locked rows themselves too, which PostgreSQL checks again on
-/// the row's latest version once it holds the lock, so such a job is dropped, never claimed twice.
+/// Rows other workers are claiming are skipped before the limit applies, so concurrent claims share the
+/// due jobs out. The conditions stand on the locked rows themselves: a job another worker claimed
+/// after this statement's snapshot is checked again on its latest version once locked, and dropped,
+/// never claimed twice.
 pub async fn claim(
     conn: &mut Conn,
     owner: &str,
@@ -125,14 +126,10 @@ pub async fn claim(
         "UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, lease_owner = $1, \
              lease_until = $3 + make_interval(secs => $4), updated_at = $3 \
          FROM (SELECT id FROM jobs \
-               WHERE (id IN (SELECT id FROM jobs WHERE status = 'QUEUED' AND run_at <= $3 ORDER BY run_at LIMIT $2) \
-                      OR id IN (SELECT id FROM jobs WHERE status = 'RUNNING' AND lease_until < $3 \
-                                AND attempts < max_attempts ORDER BY lease_until LIMIT $2)) \
-                 AND ((status = 'QUEUED' AND run_at <= $3) \
-                      OR (status = 'RUNNING' AND lease_until < $3 AND attempts < max_attempts)) \
-               ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) c \
-         WHERE j.id = c.id AND ((j.status = 'QUEUED' AND j.run_at <= $3) \
-               OR (j.status = 'RUNNING' AND j.lease_until < $3 AND j.attempts < j.max_attempts)) \
+               WHERE (status = 'QUEUED' AND run_at <= $3) \
+                  OR (status = 'RUNNING' AND lease_until < $3 AND attempts < max_attempts) \
+               ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) c \
+         WHERE j.id = c.id \
          RETURNING j.id, j.tenant_id, j.kind, j.payload, j.status, j.attempts, j.max_attempts, j.run_at, \
              j.lease_owner, j.lease_until, j.last_error, j.finished_at",
     )
