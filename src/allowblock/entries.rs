@@ -4,7 +4,7 @@
 
 use super::expiry::{self, ExpiryRequest};
 use super::value;
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::db::models::{AllowBlockEntry, AuditEntry};
 use crate::db::queries::allow_block::{self as q, EntryChange, EntryFilter};
 use crate::db::queries::audit;
@@ -74,6 +74,7 @@ fn list_lock(tenant_id: &str) -> i64 {
 /// Adds an entry (admin): `BAD_USER_INPUT` for a bad value, note or expiry; `CONFLICT` when the list
 /// already holds the value (whatever its action) or is full for that kind and action.
 pub async fn create(pool: &Pool, caller: &Caller, input: &NewEntry) -> AppResult<AllowBlockEntry> {
+    caller.require(Role::Admin)?;
     let value = value::normalise(input.kind, &input.value)?;
     let notes = notes(input.notes.as_deref())?;
     // Checked once more inside the transaction (against its own clock), here to fail before any work.
@@ -87,6 +88,7 @@ pub async fn create(pool: &Pool, caller: &Caller, input: &NewEntry) -> AppResult
 /// [`create`] inside the caller's transaction (a submission that creates its entry commits both or
 /// neither); the caller retries collisions.
 pub async fn create_in(c: &mut Conn, caller: &Caller, input: &NewEntry) -> AppResult<AllowBlockEntry> {
+    caller.require(Role::Admin)?;
     let value = value::normalise(input.kind, &input.value)?;
     let notes = notes(input.notes.as_deref())?;
     create_tx(c, caller, input, &value, notes).await
@@ -155,6 +157,7 @@ pub async fn update(
     id: Uuid,
     patch: &EntryPatch,
 ) -> AppResult<AllowBlockEntry> {
+    caller.require(Role::Admin)?;
     let new_notes = patch.notes.as_ref().map(|n| notes(n.as_deref())).transpose()?;
     retry_transient(pool, "updateAllowBlockEntry", async |conn| {
         conn.transaction(async |c| {
@@ -191,6 +194,7 @@ pub async fn update(
 
 /// Deletes an entry (admin) and returns it as it was. Another tenant's id, or none, is `NOT_FOUND`.
 pub async fn delete(pool: &Pool, caller: &Caller, id: Uuid) -> AppResult<AllowBlockEntry> {
+    caller.require(Role::Admin)?;
     retry_transient(pool, "deleteAllowBlockEntry", async |conn| {
         conn.transaction(async |c| {
             let tenant = caller.tenant_id.as_str();

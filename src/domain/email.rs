@@ -75,6 +75,12 @@ pub struct PreparedEmail {
     pub event_reason: Option<String>,
 }
 
+/// The evidence entity key of a copy: how alerts' e-mail evidence names it (ingestion writes it, the
+/// mail store's readers look alerts up by it).
+pub fn entity_key(network_message_id: &str, recipient: &str) -> String {
+    format!("EMAIL:{network_message_id}:{recipient}")
+}
+
 /// The part of an address after its last `@`.
 pub fn domain_of(address: &str) -> Option<&str> {
     address.rsplit_once('@').map(|(_, d)| d).filter(|d| !d.is_empty())

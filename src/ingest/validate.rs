@@ -223,7 +223,7 @@ fn email(mut m: EmailEvidenceInput, keys: &mut Vec<Key>) -> Result<(String, serd
     if let Some(c) = &m.cluster_id {
         keys.push(Key::new(KeyKind::MailCluster, c.clone()));
     }
-    let entity = format!("EMAIL:{nmid}:{recipient}");
+    let entity = crate::domain::email::entity_key(&nmid, &recipient);
     m.network_message_id = Some(nmid);
     m.recipient = Some(recipient);
     m.urls = Some(norm_urls);

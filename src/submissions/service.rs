@@ -125,7 +125,9 @@ fn verdict_strength(verdicts: &[String]) -> Option<Threat> {
 /// What Parapet knows of the item.
 async fn facts(conn: &mut Conn, tenant_id: &str, item: &Item, now: DateTime<Utc>) -> AppResult<Facts> {
     let (copy, entity_key) = match item {
-        Item::Email(e) => (overrides::facts(e), format!("EMAIL:{}:{}", e.network_message_id, e.recipient)),
+        Item::Email(e) => {
+            (overrides::facts(e), crate::domain::email::entity_key(&e.network_message_id, &e.recipient))
+        }
         Item::Url(u) => (
             CopyFacts {
                 urls: vec![u.clone()],

@@ -1,6 +1,7 @@
-//! The SQL of the mail store: weekly partitions and their retirement, batch writes of copies and their
-//! timelines (one JSON array per batch, read by `jsonb_populate_recordset`), and the reads of copies by
-//! id, by (network message id, recipient), and of their timelines and alerts.
+//! The SQL of the mail store: weekly partitions and their retirement, batch writes of copies (new copies
+//! and timeline events as one array per column; updates and learned copies as one JSON array read by
+//! `jsonb_populate_recordset`), and the reads of copies by id, by (network message id, recipient), and
+//! of their timelines and alerts.
 
 use crate::db::models::{Alert, Email, EmailEvent};
 use crate::db::prepared::{self, column};
@@ -386,11 +387,14 @@ pub async fn move_copies(
     if ids.is_empty() {
         return Ok(());
     }
+    // By each copy's receive time too: the partition key, so each event is found in its one week.
     prepared::sql(
-        "DELETE FROM email_events WHERE tenant_id = $1 AND email_id = ANY($2) AND kind = 'ORIGINAL_DELIVERY'",
+        "DELETE FROM email_events e USING unnest($2::uuid[], $3::timestamptz[]) AS m(id, at) \
+         WHERE e.tenant_id = $1 AND e.email_id = m.id AND e.received_at = m.at AND e.kind = 'ORIGINAL_DELIVERY'",
     )
     .bind::<Text, _>(tenant_id)
     .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(from)
     .execute(conn)
     .await?;
     for statement in [
@@ -515,7 +519,6 @@ pub async fn alerts_naming(
     let rows: Vec<Alert> = alerts::table
         .filter(alerts::tenant_id.eq(tenant_id))
         .filter(alerts::id.eq_any(&ids))
-        .order_by(alerts::created_at.desc())
         .select(Alert::as_select())
         .load(conn)
         .await?;

@@ -3,6 +3,7 @@
 //! the trigram index), then a keyset page, a capped count, or grouped counts.
 
 use crate::db::models::Email;
+use crate::db::queries::queue::{contains_pattern, like_escape};
 use crate::db::Conn;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -127,18 +128,6 @@ impl Sql {
     }
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern.
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// `SELECT <select> FROM emails WHERE <the hunt's conditions>`.
 fn matching(tenant_id: &str, h: &Hunt, select: &str) -> Sql {
     let mut sql = Sql { text: String::new(), values: vec![] };
@@ -158,7 +147,7 @@ fn matching(tenant_id: &str, h: &Hunt, select: &str) -> Sql {
         w.push_str(&format!(" AND EXISTS (SELECT 1 FROM unnest(e.urls) AS u(url) WHERE u.url LIKE {p})"));
     }
     if let Some(s) = &h.subject_contains {
-        let p = sql.bind(Value::Text(format!("%{}%", like_escape(s))));
+        let p = sql.bind(Value::Text(contains_pattern(s)));
         w.push_str(&format!(" AND e.subject ILIKE {p}"));
     }
     for (column, values) in [
@@ -298,11 +287,6 @@ pub async fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_patterns_are_escaped() {
-        assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
-    }
 
     #[test]
     fn conditions_bind_every_value() {

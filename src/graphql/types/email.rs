@@ -230,7 +230,7 @@ impl Email {
 impl Email {
     /// The evidence entity key alerts name this copy by.
     pub fn entity_key(&self) -> String {
-        format!("EMAIL:{}:{}", self.row.network_message_id, self.row.recipient)
+        crate::domain::email::entity_key(&self.row.network_message_id, &self.row.recipient)
     }
 }
 
@@ -315,7 +315,7 @@ impl EmailConnection {
             ids: rows.iter().map(|r| r.id).collect(),
             entity_keys: rows
                 .iter()
-                .map(|r| format!("EMAIL:{}:{}", r.network_message_id, r.recipient))
+                .map(|r| crate::domain::email::entity_key(&r.network_message_id, &r.recipient))
                 .collect(),
             timelines: tokio::sync::OnceCell::new(),
             alerts: tokio::sync::OnceCell::new(),
