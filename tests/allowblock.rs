@@ -413,7 +413,7 @@ async fn updates_change_notes_and_expiry_but_never_the_value() {
         (u["createdBy"].clone(), u["updatedBy"].clone()),
         (json!("admin@contoso.com"), json!("second@contoso.com"))
     );
-    assert!(utc(&u["updatedAt"]) >= utc(&e["updatedAt"]));
+    assert!(utc(&u["updatedAt"]) > utc(&e["updatedAt"]));
     assert_eq!(u["createdAt"], e["createdAt"]);
 
     // Omitted fields stay; never; back to the default; clearing the notes.

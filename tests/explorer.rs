@@ -179,6 +179,8 @@ async fn pages_follow_cursors_in_either_order() {
             after = d["pageInfo"]["endCursor"].clone();
         }
         assert_eq!(seen.len(), 7, "each copy once");
+        let distinct: std::collections::HashSet<&String> = seen.iter().collect();
+        assert_eq!(distinct.len(), 7, "no copy twice: {seen:?}");
         let mut sorted = seen.clone();
         sorted.sort();
         if order.is_null() {

@@ -664,6 +664,7 @@ async fn a_week_that_filled_after_the_plans_were_made_is_not_scanned_per_record(
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         before = stats(&mut conn, &name).await;
     }
+    assert!(before.inserted >= 20_000, "the filler's statistics arrived: {}", before.inserted);
     let batch: Vec<Value> = (0..2000)
         .map(|i| record(&format!("old-{i}"), "bob@contoso.com", old + Duration::minutes(1)))
         .collect();
