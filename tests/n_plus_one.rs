@@ -168,6 +168,33 @@ async fn statements_do_not_grow_with_the_page_size() {
     assert_eq!(small, large, "10 copies: {small_log:#?}\n50 copies: {large_log:#?}");
     // The page, its count, the page's timelines, the page's alerts.
     assert!(large <= 4, "{large} statements: {large_log:#?}");
+    // Submissions: a page with each one's copy and the entry it created.
+    let admin = app.token(t, "admin@contoso.com", &[Role::Admin]);
+    let ids: Vec<String> = app
+        .ok(&token, "{ emails(filter: {}, first: 60) { nodes { id } } }", json!({}))
+        .await["emails"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 60);
+    for (n, id) in ids.iter().enumerate() {
+        let input = if n % 2 == 0 {
+            json!({ "contentType": "EMAIL", "emailId": id, "category": "PHISHING" })
+        } else {
+            json!({ "contentType": "URL", "url": format!("https://bad{n}.example/x"), "category": "PHISHING",
+                    "createEntry": { "action": "BLOCK" } })
+        };
+        app.ok(&admin, "mutation($i: SubmitInput!) { submit(input: $i) { id } }", json!({ "i": input }))
+            .await;
+    }
+    let (small, small_log) = submission_statements_for(&app, &token, 10).await;
+    let (large, large_log) = submission_statements_for(&app, &token, 50).await;
+    eprintln!("statements: {small} for 10 submissions, {large} for 50");
+    // The page, then the copies and the entries in batches (a loader may split a page of 50 across two
+    // batches as its resolvers arrive; one statement per submission would be 51).
+    assert!(small <= 5 && large <= 6, "10 submissions: {small_log:#?}\n50 submissions: {large_log:#?}");
     // Connections are lent again without a round trip: no ping on any of the checkouts above.
     assert_eq!(PINGS.load(Ordering::SeqCst), 0, "a checkout sent a liveness query");
 }
@@ -222,6 +249,26 @@ async fn email_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, V
     for e in nodes {
         assert_eq!(e["timeline"].as_array().map(Vec::len), Some(2), "delivery and the move: {e}");
     }
+    let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    (after - before, log)
+}
+
+const SUBMISSION_PAGE: &str = r#"query($n: Int) {
+  submissions(first: $n) { nodes { id email { id } allowBlockEntry { id } } }
+}"#;
+
+async fn submission_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, Vec<String>) {
+    if let Ok(mut log) = LOG.lock() {
+        log.clear();
+    }
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let data = app.ok(token, SUBMISSION_PAGE, json!({ "n": n })).await;
+    let after = STATEMENTS.load(Ordering::SeqCst);
+    let nodes = data["submissions"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), n);
+    let copies = nodes.iter().filter(|s| s["email"]["id"].is_string()).count();
+    let entries = nodes.iter().filter(|s| s["allowBlockEntry"]["id"].is_string()).count();
+    assert_eq!((copies, entries), (n / 2, n / 2), "{data:#}");
     let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
     (after - before, log)
 }

@@ -28,6 +28,16 @@ pub async fn find(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Opt
     abe::table.find((tenant_id, id)).select(AllowBlockEntry::as_select()).first(conn).await.optional()
 }
 
+/// The tenant's entries among `ids` (for a page's nested reads).
+pub async fn by_ids(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<AllowBlockEntry>> {
+    abe::table
+        .filter(abe::tenant_id.eq(tenant_id))
+        .filter(abe::id.eq_any(ids))
+        .select(AllowBlockEntry::as_select())
+        .load(conn)
+        .await
+}
+
 /// One entry of the tenant, locked (`FOR UPDATE`) until the transaction ends.
 pub async fn lock(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Option<AllowBlockEntry>> {
     abe::table

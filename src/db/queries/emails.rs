@@ -445,6 +445,22 @@ pub async fn insert_events(conn: &mut Conn, rows: &[EmailEvent]) -> QueryResult<
     .await
 }
 
+/// The tenant's copies among `ids` received since `since` (for a page's nested reads).
+pub async fn by_ids(
+    conn: &mut Conn,
+    tenant_id: &str,
+    ids: &[Uuid],
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<Email>> {
+    emails::table
+        .filter(emails::tenant_id.eq(tenant_id))
+        .filter(emails::id.eq_any(ids))
+        .filter(emails::received_at.ge(since))
+        .select(Email::as_select())
+        .load(conn)
+        .await
+}
+
 /// One copy of the tenant received since `since`.
 pub async fn find(
     conn: &mut Conn,

@@ -122,3 +122,59 @@ impl Loader<EmailCopyKey> for QueueLoader {
         Ok(out)
     }
 }
+
+/// A copy by id, while it is in the 30-day store (a submission's `email`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailByIdKey {
+    /// Tenant.
+    pub tenant: String,
+    /// Copy id.
+    pub id: Uuid,
+}
+
+impl Loader<EmailByIdKey> for QueueLoader {
+    type Value = models::Email;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[EmailByIdKey]) -> Result<HashMap<EmailByIdKey, Self::Value>, AppError> {
+        let mut conn = self.conn().await?;
+        let since = window_start(chrono::Utc::now());
+        let mut out = HashMap::new();
+        for (tenant, ks) in group(keys, |k| k.tenant.clone()) {
+            let ids: Vec<Uuid> = ks.iter().map(|k| k.id).collect();
+            for r in emails::by_ids(&mut conn, &tenant, &ids, since).await? {
+                out.insert(EmailByIdKey { tenant: tenant.clone(), id: r.id }, r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An allow/block entry by id, while it exists (a submission's `allowBlockEntry`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AllowBlockEntryKey {
+    /// Tenant.
+    pub tenant: String,
+    /// Entry id.
+    pub id: Uuid,
+}
+
+impl Loader<AllowBlockEntryKey> for QueueLoader {
+    type Value = models::AllowBlockEntry;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[AllowBlockEntryKey],
+    ) -> Result<HashMap<AllowBlockEntryKey, Self::Value>, AppError> {
+        let mut conn = self.conn().await?;
+        let mut out = HashMap::new();
+        for (tenant, ks) in group(keys, |k| k.tenant.clone()) {
+            let ids: Vec<Uuid> = ks.iter().map(|k| k.id).collect();
+            for r in crate::db::queries::allow_block::by_ids(&mut conn, &tenant, &ids).await? {
+                out.insert(AllowBlockEntryKey { tenant: tenant.clone(), id: r.id }, r);
+            }
+        }
+        Ok(out)
+    }
+}

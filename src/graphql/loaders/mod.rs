@@ -27,7 +27,10 @@ mod incidents;
 pub use activity::{ActivityCountKey, ActivityPageKey};
 pub use alerts::{AlertCountKey, AlertPageKey, MailboxCountKey, Rollup, RollupKey};
 pub use comments::{CommentCountKey, CommentPageKey};
-pub use emails::{EmailAlertsKey, EmailCopyKey, EmailTimelineKey, EMAIL_ALERTS_CAP, TIMELINE_CAP};
+pub use emails::{
+    AllowBlockEntryKey, EmailAlertsKey, EmailByIdKey, EmailCopyKey, EmailTimelineKey, EMAIL_ALERTS_CAP,
+    TIMELINE_CAP,
+};
 pub use evidence::{
     kind_mask, AlertEvidenceKey, Entity, EntityPage, IncidentEntityCountKey, IncidentEntityPageKey,
 };

@@ -1,14 +1,12 @@
 //! The `Submission` type, and the inputs that file and filter submissions.
 
-use crate::auth::Role;
 use crate::db::models;
-use crate::db::queries::{emails, submissions::SubmissionFilter};
+use crate::db::queries::submissions::SubmissionFilter;
 use crate::domain::enums::*;
 use crate::error::{AppError, AppResult, GqlResult};
+use crate::graphql::loaders::{loaders, AllowBlockEntryKey, EmailByIdKey};
 use crate::graphql::types::allowblock::AllowBlockEntry;
 use crate::graphql::types::email::Email;
-use crate::graphql::{require, state};
-use crate::mail::ingest::window_start;
 use crate::submissions::service::{EntryRequest, SubmitRequest};
 use async_graphql::{Context, InputObject, Object, ID};
 use chrono::{DateTime, Utc};
@@ -62,11 +60,8 @@ impl Submission {
     /// The e-mail copy, while it is in the 30-day store.
     async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<Email>> {
         let Some(id) = self.0.email_id else { return Ok(None) };
-        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        let row = emails::find(&mut conn, &self.0.tenant_id, id, window_start(Utc::now()))
-            .await
-            .map_err(AppError::from)?;
-        Ok(row.map(Email::new))
+        let key = EmailByIdKey { tenant: self.0.tenant_id.clone(), id };
+        Ok(loaders(ctx).data().load_one(key).await?.map(Email::new))
     }
     /// The copy's network message id, as it was when submitted.
     async fn network_message_id(&self) -> Option<&str> {
@@ -95,10 +90,8 @@ impl Submission {
     /// The allow/block entry this submission created, while it exists.
     async fn allow_block_entry(&self, ctx: &Context<'_>) -> GqlResult<Option<AllowBlockEntry>> {
         let Some(id) = self.0.allow_block_entry_id else { return Ok(None) };
-        require(ctx, Role::Reader)?;
-        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        let row = crate::allowblock::entries::get(&mut conn, &self.0.tenant_id, id).await?;
-        Ok(row.map(|r| AllowBlockEntry::new(r, Utc::now())))
+        let key = AllowBlockEntryKey { tenant: self.0.tenant_id.clone(), id };
+        Ok(loaders(ctx).data().load_one(key).await?.map(|r| AllowBlockEntry::new(r, Utc::now())))
     }
     /// The id of the entry it created (kept after the entry is deleted).
     async fn allow_block_entry_id(&self) -> Option<ID> {
