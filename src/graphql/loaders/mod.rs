@@ -62,6 +62,10 @@ pub enum SetKind {
     Incident,
     /// Alerts.
     Alert,
+    /// Submissions, each linking to the copy it reports.
+    SubmissionEmail,
+    /// Submissions, each linking to the allow/block entry it created.
+    SubmissionEntry,
 }
 
 /// What a sibling set has loaded for all its members (one entry per nested field and arguments).
@@ -93,6 +97,10 @@ pub enum Memo {
     AlertIncident,
     /// Redirect target of each incident.
     RedirectIncident,
+    /// The copy each submission reports.
+    SubmissionEmail,
+    /// The allow/block entry each submission created.
+    SubmissionEntry,
 }
 
 type Shared = Arc<dyn Any + Send + Sync>;
@@ -192,6 +200,18 @@ impl Loaders {
         rows: impl IntoIterator<Item = &'a models::Incident>,
     ) -> SetHandle {
         self.register(SetKind::Incident, tenant, rows.into_iter().map(Member::incident))
+    }
+
+    /// Registers a page of submissions as two sibling sets: one linking each to its copy, one to its
+    /// entry (a member links to one object).
+    pub fn register_submissions(&self, tenant: &str, rows: &[models::Submission]) -> Vec<SetHandle> {
+        let by = |link: fn(&models::Submission) -> Option<Uuid>| {
+            rows.iter().map(move |r| Member { id: r.id, link: link(r) })
+        };
+        vec![
+            self.register(SetKind::SubmissionEmail, tenant, by(|r| r.email_id)),
+            self.register(SetKind::SubmissionEntry, tenant, by(|r| r.allow_block_entry_id)),
+        ]
     }
 
     /// Registers a page of alerts as one sibling set.

@@ -3,6 +3,7 @@
 use crate::auth::Role;
 use crate::db::queries::submissions as q;
 use crate::error::{AppError, GqlResult};
+use crate::graphql::loaders::loaders;
 use crate::graphql::types::connection::{
     decode_time_after, encode_cursor, page_size, split_page, SubmissionConnection, TotalCount, DEFAULT_PAGE,
     SUBMISSIONS_SCOPE,
@@ -48,6 +49,7 @@ impl SubmissionsQuery {
             .await
             .map_err(AppError::from)?;
         let (rows, has_next) = split_page(rows, limit);
+        let siblings = loaders(ctx).register_submissions(tenant, &rows);
         Ok(SubmissionConnection::new(
             rows,
             has_next,
@@ -55,6 +57,7 @@ impl SubmissionsQuery {
             |r| encode_cursor(SUBMISSIONS_SCOPE, r.created_at.timestamp_micros(), r.id),
             Submission,
             TotalCount::Submissions { tenant: tenant.to_string(), filter },
-        ))
+        )
+        .keeping(siblings))
     }
 }

@@ -237,7 +237,7 @@ macro_rules! connection {
             page_info: PageInfo,
             total: TotalCount,
             // The sibling set the nodes resolve their nested fields in, kept alive with them.
-            siblings: Option<SetHandle>,
+            siblings: Vec<SetHandle>,
         }
 
         #[Object]
@@ -278,12 +278,12 @@ macro_rules! connection {
                     start_cursor: edges.first().map(|e| e.cursor.clone()),
                     end_cursor: edges.last().map(|e| e.cursor.clone()),
                 };
-                Self { edges, page_info, total, siblings: None }
+                Self { edges, page_info, total, siblings: Vec::new() }
             }
 
-            /// Keeps the nodes' sibling set alive as long as the connection.
-            pub fn keeping(mut self, siblings: Option<SetHandle>) -> Self {
-                self.siblings = siblings;
+            /// Keeps the nodes' sibling sets alive as long as the connection.
+            pub fn keeping(mut self, siblings: impl IntoIterator<Item = SetHandle>) -> Self {
+                self.siblings.extend(siblings);
                 self
             }
         }

@@ -4,7 +4,7 @@ use crate::db::models;
 use crate::db::queries::submissions::SubmissionFilter;
 use crate::domain::enums::*;
 use crate::error::{AppError, AppResult, GqlResult};
-use crate::graphql::loaders::{loaders, AllowBlockEntryKey, EmailByIdKey};
+use crate::graphql::loaders::{loaders, AllowBlockEntryKey, EmailByIdKey, Member, Memo, SetKind};
 use crate::graphql::types::allowblock::AllowBlockEntry;
 use crate::graphql::types::email::Email;
 use crate::submissions::service::{EntryRequest, SubmitRequest};
@@ -59,9 +59,19 @@ impl Submission {
     }
     /// The e-mail copy, while it is in the 30-day store.
     async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<Email>> {
-        let Some(id) = self.0.email_id else { return Ok(None) };
-        let key = EmailByIdKey { tenant: self.0.tenant_id.clone(), id };
-        Ok(loaders(ctx).data().load_one(key).await?.map(Email::new))
+        let me = Member { id: self.0.id, link: self.0.email_id };
+        let key_of = |t: &str, m: Member| m.link.map(|id| EmailByIdKey { tenant: t.to_string(), id });
+        let (row, _) = loaders(ctx)
+            .load_with_siblings(
+                SetKind::SubmissionEmail,
+                &self.0.tenant_id,
+                me,
+                Memo::SubmissionEmail,
+                key_of,
+                |_, _| None,
+            )
+            .await?;
+        Ok(row.map(Email::new))
     }
     /// The copy's network message id, as it was when submitted.
     async fn network_message_id(&self) -> Option<&str> {
@@ -89,9 +99,19 @@ impl Submission {
     }
     /// The allow/block entry this submission created, while it exists.
     async fn allow_block_entry(&self, ctx: &Context<'_>) -> GqlResult<Option<AllowBlockEntry>> {
-        let Some(id) = self.0.allow_block_entry_id else { return Ok(None) };
-        let key = AllowBlockEntryKey { tenant: self.0.tenant_id.clone(), id };
-        Ok(loaders(ctx).data().load_one(key).await?.map(|r| AllowBlockEntry::new(r, Utc::now())))
+        let me = Member { id: self.0.id, link: self.0.allow_block_entry_id };
+        let key_of = |t: &str, m: Member| m.link.map(|id| AllowBlockEntryKey { tenant: t.to_string(), id });
+        let (row, _) = loaders(ctx)
+            .load_with_siblings(
+                SetKind::SubmissionEntry,
+                &self.0.tenant_id,
+                me,
+                Memo::SubmissionEntry,
+                key_of,
+                |_, _| None,
+            )
+            .await?;
+        Ok(row.map(|r| AllowBlockEntry::new(r, Utc::now())))
     }
     /// The id of the entry it created (kept after the entry is deleted).
     async fn allow_block_entry_id(&self) -> Option<ID> {
