@@ -24,6 +24,7 @@
 //! | `PARAPET_EVENT_RETENTION_HOURS` | `--event-retention-hours` | `168` (7 days) | how long events are kept for subscribers resuming with `after` |
 //! | `PARAPET_EVENT_PRUNE_INTERVAL` | `--event-prune-interval` | `1h` | how often each replica tries to prune expired events |
 //! | `PARAPET_JOB_WORKERS` | `--job-workers` | `4` | background jobs each replica runs at once (1 to 64) |
+//! | `PARAPET_JOB_LEASE_SECS` | `--job-lease-secs` | `30` | how long a worker holds a job without renewing it: after a replica dies, how long until another takes its jobs over (2 to 600) |
 //!
 //! JWT key resolution ([`Config::jwt_key`]): a public key wins (asymmetric only), else the secret; with
 //! neither, development generates a random secret once and keeps it in `<data dir>/jwt-secret` (mode
@@ -168,6 +169,12 @@ pub struct Config {
     #[arg(long, env = "PARAPET_JOB_WORKERS", global = true, default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub job_workers: u16,
+
+    /// Seconds a worker holds a job without renewing it (how soon another replica takes over the jobs
+    /// of one that died).
+    #[arg(long, env = "PARAPET_JOB_LEASE_SECS", global = true, default_value_t = 30,
+          value_parser = clap::value_parser!(u16).range(2..=600))]
+    pub job_lease_secs: u16,
 }
 
 impl fmt::Debug for Config {
@@ -195,6 +202,7 @@ impl fmt::Debug for Config {
             .field("event_retention_hours", &self.event_retention_hours)
             .field("event_prune_interval", &self.event_prune_interval)
             .field("job_workers", &self.job_workers)
+            .field("job_lease_secs", &self.job_lease_secs)
             .finish()
     }
 }

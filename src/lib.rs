@@ -5,6 +5,7 @@
 //! and queries) → `domain` (shared types and rules). `http` serves it; `config` reads the settings.
 //! `tests/layers.rs` fails on an import that goes up.
 
+pub mod actions;
 pub mod allowblock;
 pub mod auth;
 pub mod config;
@@ -26,4 +27,5 @@ pub mod state;
 pub mod submissions;
 pub mod tenants;
 pub mod triage;
+pub mod work;
 pub mod ws;

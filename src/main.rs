@@ -214,14 +214,17 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     let state = AppState::new(pool.clone(), verifier);
     // Every replica runs jobs; SKIP LOCKED shares them out and leases hand a dead worker's jobs over.
     let jobs = parapet::jobs::runner::spawn(
-        pool,
+        pool.clone(),
         state.metrics.clone(),
         parapet::jobs::runner::RunnerSettings {
             workers: usize::from(config.job_workers),
+            lease: std::time::Duration::from_secs(u64::from(config.job_lease_secs)),
             ..Default::default()
         },
-        parapet::jobs::dispatch,
+        parapet::work::handler(pool.clone()),
     );
+    // Pending actions expire after 7 days; every replica sweeps (each expiry is one conditional update).
+    let expiry = parapet::actions::expiry::spawn(pool);
     let schema = parapet::graphql::build_schema(state.clone(), &config.limits());
     let router = parapet::http::router_with(state, schema, &config.into());
 
@@ -251,6 +254,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
             pruner.abort();
             partitions.abort();
             jobs.abort();
+            expiry.abort();
             return match ended {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e).context("the HTTP server failed"),
@@ -264,6 +268,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     pruner.abort();
     partitions.abort();
     jobs.abort();
+    expiry.abort();
     let _ = stop_tx.send(());
     // Upgraded connections (WebSockets) may never end by themselves: don't wait for them forever.
     match tokio::time::timeout(Duration::from_secs(20), server).await {

@@ -51,11 +51,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     // calls.
     ("allowblock", &["auth", "db", "domain", "error"]),
     // The mail store: mail flow, copies' timelines, partitions; mail-flow records meet the list here.
-    ("mail", &["allowblock", "auth", "db", "events", "domain", "error"]),
+    ("mail", &["actions", "allowblock", "auth", "db", "events", "domain", "error"]),
     // Submissions: evaluated from the list, the mail store and the verdicts; may create an entry.
     ("submissions", &["allowblock", "mail", "auth", "db", "domain", "error"]),
     // The job queue and its runner: claims, leases, retries, and the queue's metrics.
     ("jobs", &["db", "metrics", "domain", "error"]),
+    // Remediation actions: proposed from Explorer hunts, run as jobs, announced on the outbox.
+    ("actions", &["explorer", "jobs", "auth", "db", "events", "domain", "error"]),
+    // The job runner's handlers by kind.
+    ("work", &["actions", "jobs", "db", "domain", "error"]),
     // Threat Explorer: hunting filters and aggregations over the mail store.
     ("explorer", &["db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
@@ -67,6 +71,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "graphql",
         &[
             "ingest",
+            "actions",
             "allowblock",
             "mail",
             "explorer",

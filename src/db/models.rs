@@ -315,3 +315,53 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
     pub at: DateTime<Utc>,
 }
+
+/// A remediation action.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, QueryableByName)]
+#[diesel(table_name = actions)]
+pub struct Action {
+    pub tenant_id: String,
+    pub id: Uuid,
+    pub action_type: ActionType,
+    pub source: ActionSource,
+    pub status: ActionStatus,
+    pub incident_id: Option<Uuid>,
+    pub investigation_id: Option<Uuid>,
+    pub proposed_by: String,
+    pub proposed_by_name: Option<String>,
+    pub comment: Option<String>,
+    pub four_eyes: bool,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_comment: Option<String>,
+    pub preview: serde_json::Value,
+    pub target_count: i32,
+    pub at_destination: i32,
+    pub success_count: i32,
+    pub failed_count: i32,
+    pub already_count: i32,
+    pub not_found_count: i32,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One copy an action acts on, and what running it did.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = action_targets)]
+pub struct ActionTarget {
+    pub tenant_id: String,
+    pub action_id: Uuid,
+    pub email_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub network_message_id: String,
+    pub recipient: String,
+    pub location_at_proposal: DeliveryLocation,
+    pub at_destination: bool,
+    pub outcome: Option<ActionOutcome>,
+    pub from_location: Option<DeliveryLocation>,
+    pub to_location: Option<DeliveryLocation>,
+    pub executed_at: Option<DateTime<Utc>>,
+}

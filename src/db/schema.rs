@@ -227,6 +227,7 @@ diesel::table! {
         actor -> Nullable<Text>,
         payload -> Jsonb,
         created_at -> Timestamptz,
+        action_id -> Nullable<Uuid>,
     }
 }
 
@@ -293,6 +294,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    actions (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Uuid,
+        action_type -> Text,
+        source -> Text,
+        status -> Text,
+        incident_id -> Nullable<Uuid>,
+        investigation_id -> Nullable<Uuid>,
+        proposed_by -> Text,
+        proposed_by_name -> Nullable<Text>,
+        comment -> Nullable<Text>,
+        four_eyes -> Bool,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        decision_comment -> Nullable<Text>,
+        preview -> Jsonb,
+        target_count -> Int4,
+        at_destination -> Int4,
+        success_count -> Int4,
+        failed_count -> Int4,
+        already_count -> Int4,
+        not_found_count -> Int4,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    action_targets (tenant_id, action_id, email_id) {
+        tenant_id -> Text,
+        action_id -> Uuid,
+        email_id -> Uuid,
+        received_at -> Timestamptz,
+        network_message_id -> Text,
+        recipient -> Text,
+        location_at_proposal -> Text,
+        at_destination -> Bool,
+        outcome -> Nullable<Text>,
+        from_location -> Nullable<Text>,
+        to_location -> Nullable<Text>,
+        executed_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     incidents,
     alerts,
@@ -301,5 +350,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     comments,
     activity,
     emails,
-    email_events
+    email_events,
+    actions,
+    action_targets
 );

@@ -45,6 +45,8 @@ pub mod kind {
     pub const MERGED: &str = "MERGED";
     /// This incident now redirects to the one it was merged into.
     pub const REDIRECTED: &str = "REDIRECTED";
+    /// A remediation action of this incident was proposed, decided, ran or ended (`field` is `status`).
+    pub const ACTION: &str = "ACTION";
 }
 
 #[cfg(test)]

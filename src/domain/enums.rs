@@ -457,6 +457,75 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// What a remediation action does to each e-mail copy it targets.
+    ActionType {
+        /// Move to the Inbox; for a quarantined copy this is a release.
+        MoveToInbox => "MOVE_TO_INBOX",
+        /// Move to the Junk folder.
+        MoveToJunk => "MOVE_TO_JUNK",
+        /// Move to Deleted Items.
+        MoveToDeletedItems => "MOVE_TO_DELETED_ITEMS",
+        /// Move to Recoverable Items (the user or an admin can recover it).
+        SoftDelete => "SOFT_DELETE",
+        /// Purge (only an admin can recover it).
+        HardDelete => "HARD_DELETE",
+        /// Remove a suspicious inbox rule (mailbox configuration; not an e-mail action, so
+        /// `remediateEmails` refuses it).
+        RemoveInboxRule => "REMOVE_INBOX_RULE",
+    }
+);
+
+text_enum!(
+    /// Where a remediation action came from.
+    ActionSource {
+        /// Recommended by an automated investigation.
+        Automated => "AUTOMATED",
+        /// Taken by a person from an incident.
+        Manual => "MANUAL",
+        /// Taken by a person from Threat Explorer (hunting).
+        Explorer => "EXPLORER",
+    }
+);
+
+text_enum!(
+    /// Where a remediation action stands.
+    ActionStatus {
+        /// Waiting for a responder's approval.
+        Pending => "PENDING",
+        /// Approved; its job is queued.
+        Approved => "APPROVED",
+        /// Declined by a responder.
+        Rejected => "REJECTED",
+        /// Withdrawn by its proposer before a decision.
+        Cancelled => "CANCELLED",
+        /// Its job is moving the copies.
+        Running => "RUNNING",
+        /// Ran; every target has an outcome.
+        Completed => "COMPLETED",
+        /// Ran, and no target could be moved.
+        Failed => "FAILED",
+        /// Nobody decided within 7 days.
+        Expired => "EXPIRED",
+        /// Every target reached the destination (another action, a person, ZAP) while it waited.
+        AlreadyRemediated => "ALREADY_REMEDIATED",
+    }
+);
+
+text_enum!(
+    /// What running an action did to one copy.
+    ActionOutcome {
+        /// Moved: no longer where it was.
+        Success => "SUCCESS",
+        /// Could not be moved (its location no longer allows this action).
+        Failed => "FAILED",
+        /// Nothing to do: already at the destination.
+        AlreadyInDestination => "ALREADY_IN_DESTINATION",
+        /// The copy is no longer in the store.
+        NotFound => "NOT_FOUND",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

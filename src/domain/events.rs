@@ -14,6 +14,8 @@ pub enum EventKind {
     IncidentChanged,
     /// An alert's own fields changed.
     AlertChanged,
+    /// A remediation action was proposed, decided, ran or ended.
+    ActionChanged,
 }
 
 impl EventKind {
@@ -23,6 +25,7 @@ impl EventKind {
             EventKind::AlertCorrelated => "ALERT_CORRELATED",
             EventKind::IncidentChanged => "INCIDENT_CHANGED",
             EventKind::AlertChanged => "ALERT_CHANGED",
+            EventKind::ActionChanged => "ACTION_CHANGED",
         }
     }
 }
@@ -36,6 +39,8 @@ pub struct NewEvent {
     pub incident_id: Option<Uuid>,
     /// Alert concerned.
     pub alert_id: Option<Uuid>,
+    /// Action concerned.
+    pub action_id: Option<Uuid>,
     /// Who caused it.
     pub actor: String,
     /// Kind-specific detail (correlation kind, matched keys, changed fields).
@@ -65,6 +70,7 @@ impl NewEvent {
             kind: EventKind::AlertCorrelated,
             incident_id: Some(incident_id),
             alert_id: Some(alert_id),
+            action_id: None,
             actor: actor.to_string(),
             payload: serde_json::to_value(CorrelatedPayload { kind, matched_keys }).unwrap_or_default(),
         }
@@ -76,8 +82,28 @@ impl NewEvent {
             kind: EventKind::IncidentChanged,
             incident_id: Some(incident_id),
             alert_id: None,
+            action_id: None,
             actor: actor.to_string(),
             payload: serde_json::json!({ "changedFields": changed_fields }),
+        }
+    }
+
+    /// An `ACTION_CHANGED` event: the action's status is now `status` (`changed_fields` names what
+    /// else changed, `targets` when outcomes were written).
+    pub fn action_changed(
+        action_id: Uuid,
+        incident_id: Option<Uuid>,
+        actor: &str,
+        status: &str,
+        changed_fields: &[&str],
+    ) -> Self {
+        NewEvent {
+            kind: EventKind::ActionChanged,
+            incident_id,
+            alert_id: None,
+            action_id: Some(action_id),
+            actor: actor.to_string(),
+            payload: serde_json::json!({ "status": status, "changedFields": changed_fields }),
         }
     }
 
@@ -87,6 +113,7 @@ impl NewEvent {
             kind: EventKind::AlertChanged,
             incident_id: Some(incident_id),
             alert_id: Some(alert_id),
+            action_id: None,
             actor: actor.to_string(),
             payload: serde_json::json!({ "changedFields": changed_fields }),
         }

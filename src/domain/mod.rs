@@ -2,6 +2,7 @@
 //! types, the validated alert, activity kinds), the ids several layers compute alike (lock ids), the data dir, and the
 //! checks every layer applies to client input. It imports nothing of the crate but `error`.
 
+pub mod actions;
 pub mod activity;
 pub mod alert;
 pub mod data_dir;

@@ -3,7 +3,7 @@
 //! bounded broadcast channel. A timer re-polls in case a NOTIFY is missed.
 
 use super::CHANNEL;
-use crate::db::models::{Alert, Incident};
+use crate::db::models::{Action, Alert, Incident};
 use crate::db::queries::events::{self as q, EventRow};
 use crate::db::{Conn, Pool};
 use crate::error::{AppError, AppResult};
@@ -30,6 +30,8 @@ pub struct HubEvent {
     pub alert: Option<Alert>,
     /// The incident it names, if any.
     pub incident: Option<Incident>,
+    /// The action it names, if any.
+    pub action: Option<Action>,
 }
 
 struct Feed {
@@ -204,13 +206,13 @@ pub async fn read(conn: &mut Conn, tenant_id: &str, after: i64, limit: i64) -> A
 }
 
 /// Reads, for each `(tenant, after)`, up to `limit` of the tenant's events after `after`, with the
-/// objects they name: three statements whatever the number of tenants.
+/// objects they name: four statements whatever the number of tenants.
 async fn read_many(conn: &mut Conn, due: &[(String, i64)], limit: i64) -> AppResult<Vec<Arc<HubEvent>>> {
     let rows = q::after_many(conn, due, limit).await?;
     attach(conn, rows).await
 }
 
-/// Loads the alerts and incidents `rows` name, each once, and pairs them with their events. An object
+/// Loads the alerts, incidents and actions `rows` name, each once, and pairs them with their events. An object
 /// is matched by tenant and id, so an event never carries another tenant's row.
 async fn attach(conn: &mut Conn, rows: Vec<EventRow>) -> AppResult<Vec<Arc<HubEvent>>> {
     if rows.is_empty() {
@@ -235,13 +237,22 @@ async fn attach(conn: &mut Conn, rows: Vec<EventRow>) -> AppResult<Vec<Arc<HubEv
         .into_iter()
         .map(|i| ((i.tenant_id.clone(), i.id), i))
         .collect();
+    let mut action_ids: Vec<_> = rows.iter().filter_map(|r| r.action_id).collect();
+    action_ids.sort_unstable();
+    action_ids.dedup();
+    let actions: HashMap<_, _> = q::load_actions(conn, &tenants, &action_ids)
+        .await?
+        .into_iter()
+        .map(|a| ((a.tenant_id.clone(), a.id), a))
+        .collect();
     Ok(rows
         .into_iter()
         .map(|row| {
             let alert = row.alert_id.and_then(|id| alerts.get(&(row.tenant_id.clone(), id)).cloned());
             let incident =
                 row.incident_id.and_then(|id| incidents.get(&(row.tenant_id.clone(), id)).cloned());
-            Arc::new(HubEvent { row, alert, incident })
+            let action = row.action_id.and_then(|id| actions.get(&(row.tenant_id.clone(), id)).cloned());
+            Arc::new(HubEvent { row, alert, incident, action })
         })
         .collect())
 }

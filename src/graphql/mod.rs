@@ -26,6 +26,7 @@ pub struct Query(
     query::submissions::SubmissionsQuery,
     query::allowblock::AllowBlockQuery,
     query::audit::AuditQuery,
+    query::actions::ActionsQuery,
 );
 
 /// The mutation root.
@@ -38,6 +39,7 @@ pub struct Mutation(
     mutation::incidents::IncidentsMutation,
     mutation::settings::SettingsMutation,
     mutation::allowblock::AllowBlockMutation,
+    mutation::actions::ActionsMutation,
 );
 
 /// The executable schema.

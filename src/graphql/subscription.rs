@@ -1,13 +1,14 @@
-//! Subscriptions: live alerts as they are correlated, incident changes, alert changes. Each event has a
+//! Subscriptions: live alerts as they are correlated, incident changes, alert changes, action changes. Each event has a
 //! cursor; `after` replays what a client missed, then continues live. Objects are the current state.
 //! (No SQL here: async-graphql's `#[Subscription]` macro and diesel-async's `RunQueryDsl` clash.)
 
 use crate::auth::Role;
-use crate::domain::enums::{CorrelationKind, Severity};
+use crate::domain::enums::{ActionStatus, CorrelationKind, Severity};
 use crate::domain::keys::Key;
 use crate::error::AppError;
 use crate::events::hub::HubEvent;
 use crate::events::{cursor, stream, EventKind};
+use crate::graphql::types::action::Action;
 use crate::graphql::types::alert::{Alert, CorrelationKey};
 use crate::graphql::types::incident::Incident;
 use crate::graphql::{parse_id, require, state};
@@ -43,6 +44,35 @@ pub struct AlertChangedFilter {
     pub incident_id: Option<ID>,
     /// Only this alert.
     pub alert_id: Option<ID>,
+}
+
+/// Narrows `actionChanged`.
+#[derive(InputObject, Default)]
+pub struct ActionChangedFilter {
+    /// Only events leaving the action in one of these statuses.
+    pub status: Option<Vec<ActionStatus>>,
+    /// Only actions of this incident.
+    pub incident_id: Option<ID>,
+    /// Only this action.
+    pub action_id: Option<ID>,
+}
+
+/// A remediation action was proposed, decided, ran (`changedFields` holds `targets` as outcomes are
+/// written) or ended.
+#[derive(SimpleObject)]
+pub struct ActionChangedEvent {
+    /// Pass it as `after` to resume after this event.
+    pub cursor: String,
+    /// The status the change left the action in.
+    pub status: ActionStatus,
+    /// The action, as it is now.
+    pub action: Action,
+    /// GraphQL names of the fields that changed.
+    pub changed_fields: Vec<String>,
+    /// Who changed it (`system` for runs, expiry and re-evaluation).
+    pub actor: Option<String>,
+    /// When it happened.
+    pub at: DateTime<Utc>,
 }
 
 /// An alert was placed in an incident.
@@ -223,6 +253,38 @@ impl Subscription {
             keep.then(|| AlertChangedEvent {
                 cursor: cursor::encode(ev.row.seq),
                 alert: Alert(a.clone()),
+                changed_fields: fields(ev),
+                actor: ev.row.actor.clone(),
+                at: ev.row.created_at,
+            })
+        })
+        .await
+    }
+
+    /// Remediation actions as they are proposed, decided, run and end. Readers and above.
+    async fn action_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActionChangedFilter>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<ActionChangedEvent>>> {
+        let f = filter.unwrap_or_default();
+        let incident_id = opt_id(f.incident_id.as_ref())?;
+        let action_id = opt_id(f.action_id.as_ref())?;
+        let statuses = f.status.unwrap_or_default();
+        feed(ctx, after, move |ev| {
+            if ev.row.kind != EventKind::ActionChanged.as_str() {
+                return None;
+            }
+            let a = ev.action.as_ref()?;
+            let status = ev.row.payload["status"].as_str()?.parse::<ActionStatus>().ok()?;
+            let keep = (statuses.is_empty() || statuses.contains(&status))
+                && incident_id.is_none_or(|id| a.incident_id == Some(id))
+                && action_id.is_none_or(|id| id == a.id);
+            keep.then(|| ActionChangedEvent {
+                cursor: cursor::encode(ev.row.seq),
+                status,
+                action: Action(a.clone()),
                 changed_fields: fields(ev),
                 actor: ev.row.actor.clone(),
                 at: ev.row.created_at,

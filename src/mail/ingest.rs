@@ -132,9 +132,13 @@ async fn write_batch(
     }
     q::update_copies(conn, &plan.updates).await?;
     q::insert_events(conn, &plan.events).await?;
-    // Last: recording the entries' use locks their rows until commit.
+    // Recording the entries' use locks their rows until commit.
     let entry_ids: Vec<Uuid> = used.into_values().flatten().collect();
     crate::allowblock::touch(conn, tid, &entry_ids, now).await?;
+    // Pending actions on copies that moved may have nothing left to do; this writes their events, so
+    // it comes last.
+    let updated: Vec<Uuid> = plan.updates.iter().map(|e| e.id).collect();
+    crate::actions::reevaluate::after_moves_and_write(conn, tid, &updated, now).await?;
     Ok(plan.applied)
 }
 

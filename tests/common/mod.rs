@@ -199,6 +199,25 @@ impl TestApp {
         Self { state, router, db_url, schema, db_name }
     }
 
+    /// Starts a job runner on this app's database with the server's handlers (short polls and leases,
+    /// for tests). Abort the handle to stop it.
+    pub fn start_jobs(&self) -> tokio::task::JoinHandle<()> {
+        use std::time::Duration;
+        parapet::jobs::runner::spawn(
+            self.state.pool.clone(),
+            self.state.metrics.clone(),
+            parapet::jobs::runner::RunnerSettings {
+                workers: 2,
+                lease: Duration::from_secs(5),
+                poll: Duration::from_millis(50),
+                backoff_base: Duration::from_millis(200),
+                backoff_cap: Duration::from_secs(2),
+                ..Default::default()
+            },
+            parapet::work::handler(self.state.pool.clone()),
+        )
+    }
+
     /// A valid token for `sub` in `tenant` with `roles`.
     pub fn token(&self, tenant: &str, sub: &str, roles: &[Role]) -> String {
         token_with(tenant, sub, roles, None, 3600)

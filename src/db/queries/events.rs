@@ -21,10 +21,10 @@ pub async fn insert(conn: &mut Conn, tenant_id: &str, rows: &[NewEvent]) -> Quer
         return Ok(());
     }
     crate::db::prepared::sql(
-        "INSERT INTO events (tenant_id, kind, incident_id, alert_id, actor, payload) \
-         SELECT $1, u.kind, u.incident_id, u.alert_id, u.actor, u.payload \
-         FROM unnest($2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::jsonb[]) WITH ORDINALITY \
-              AS u(kind, incident_id, alert_id, actor, payload, ord) \
+        "INSERT INTO events (tenant_id, kind, incident_id, alert_id, actor, payload, action_id) \
+         SELECT $1, u.kind, u.incident_id, u.alert_id, u.actor, u.payload, u.action_id \
+         FROM unnest($2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::jsonb[], $7::uuid[]) WITH ORDINALITY \
+              AS u(kind, incident_id, alert_id, actor, payload, action_id, ord) \
          ORDER BY u.ord",
     )
     .bind::<Text, _>(tenant_id)
@@ -33,6 +33,7 @@ pub async fn insert(conn: &mut Conn, tenant_id: &str, rows: &[NewEvent]) -> Quer
     .bind::<Array<Nullable<SqlUuid>>, _>(column(rows, |e| e.alert_id))
     .bind::<Array<Text>, _>(column(rows, |e| e.actor.as_str()))
     .bind::<Array<Jsonb>, _>(column(rows, |e| &e.payload))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(rows, |e| e.action_id))
     .execute(conn)
     .await?;
     Ok(())
@@ -68,6 +69,8 @@ pub struct EventRow {
     pub payload: serde_json::Value,
     /// When it was written.
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Action concerned.
+    pub action_id: Option<uuid::Uuid>,
 }
 
 /// For each `(tenant, after)`, up to `limit` of the tenant's events after `after`, oldest first: one
@@ -78,7 +81,7 @@ pub async fn after_many(conn: &mut Conn, due: &[(String, i64)], limit: i64) -> Q
         return Ok(vec![]);
     }
     crate::db::prepared::sql(
-        "SELECT e.tenant_id, e.seq, e.kind, e.incident_id, e.alert_id, e.actor, e.payload, e.created_at \
+        "SELECT e.tenant_id, e.seq, e.kind, e.incident_id, e.alert_id, e.actor, e.payload, e.created_at, e.action_id \
          FROM unnest($1::text[], $2::int8[]) AS d(tenant_id, after) \
          CROSS JOIN LATERAL ( \
              SELECT * FROM events WHERE tenant_id = d.tenant_id AND seq > d.after ORDER BY seq LIMIT $3 \
@@ -136,6 +139,25 @@ pub async fn load_incidents(
         .filter(incidents::tenant_id.eq_any(tenant_ids))
         .filter(incidents::id.eq_any(ids))
         .select(crate::db::models::Incident::as_select())
+        .load(conn)
+        .await
+}
+
+/// The current rows of the actions events name, among `tenant_ids` (missing ids are left out; the
+/// caller pairs rows with events by tenant and id).
+pub async fn load_actions(
+    conn: &mut Conn,
+    tenant_ids: &[&str],
+    ids: &[uuid::Uuid],
+) -> QueryResult<Vec<crate::db::models::Action>> {
+    use crate::db::schema::actions;
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    actions::table
+        .filter(actions::tenant_id.eq_any(tenant_ids))
+        .filter(actions::id.eq_any(ids))
+        .select(crate::db::models::Action::as_select())
         .load(conn)
         .await
 }

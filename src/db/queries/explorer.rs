@@ -5,6 +5,7 @@
 use crate::db::models::Email;
 use crate::db::queries::queue::{contains_pattern, like_escape};
 use crate::db::Conn;
+use crate::domain::enums::DeliveryLocation;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::BoxedSqlQuery;
@@ -244,6 +245,42 @@ pub async fn count(conn: &mut Conn, tenant_id: &str, h: &Hunt) -> diesel::QueryR
         .map(|r| r as i64)
         .unwrap_or(0);
     Ok((estimate.max(EXACT_COUNT_CAP + 1), true))
+}
+
+/// A copy a hunt matched, as an action proposal needs it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct CopyRef {
+    /// Copy id.
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    /// Its receive time.
+    #[diesel(sql_type = Timestamptz)]
+    pub received_at: DateTime<Utc>,
+    /// Its network message id.
+    #[diesel(sql_type = Text)]
+    pub network_message_id: String,
+    /// Its recipient.
+    #[diesel(sql_type = Text)]
+    pub recipient: String,
+    /// Where it is now.
+    #[diesel(sql_type = Text)]
+    pub latest_delivery_location: DeliveryLocation,
+}
+
+/// Up to `limit` copies matching the hunt (in no particular order), for an action over a filter.
+pub async fn copies(conn: &mut Conn, tenant_id: &str, h: &Hunt, limit: i64) -> diesel::QueryResult<Vec<CopyRef>> {
+    let mut sql =
+        matching(tenant_id, h, "e.id, e.received_at, e.network_message_id, e.recipient, e.latest_delivery_location");
+    let n = sql.bind(Value::Int(limit));
+    sql.text.push_str(&format!(" LIMIT {n}"));
+    sql.query().load(conn).await
+}
+
+/// Exactly how many copies match (for telling a caller how far over a limit a selection is).
+pub async fn exact_count(conn: &mut Conn, tenant_id: &str, h: &Hunt) -> diesel::QueryResult<i64> {
+    let mut sql = matching(tenant_id, h, "1");
+    sql.text = format!("SELECT count(*) AS n FROM ({}) s", sql.text);
+    Ok(sql.query().load::<Count>(conn).await?.into_iter().next().map(|c| c.n).unwrap_or(0))
 }
 
 /// A bucket of a grouped count.

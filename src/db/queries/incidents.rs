@@ -473,3 +473,22 @@ pub async fn summary(
         })
         .collect())
 }
+
+/// Moves `lastUpdateAt` of the tenant's incidents `ids` to `at` (a derived value of theirs changed).
+pub async fn touch_last_update(
+    conn: &mut Conn,
+    tenant_id: &str,
+    ids: &[Uuid],
+    at: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(incidents::table)
+        .filter(incidents::tenant_id.eq(tenant_id))
+        .filter(incidents::id.eq_any(ids))
+        .filter(incidents::last_update_at.lt(at))
+        .set(incidents::last_update_at.eq(at))
+        .execute(conn)
+        .await
+}

@@ -1,5 +1,6 @@
 //! Query functions, one module per table family. Each takes a connection and the tenant id.
 
+pub mod actions;
 pub mod activity;
 pub mod activity_log;
 pub mod alerts;

@@ -17,6 +17,7 @@
 //! The typed loads and their keys live in one submodule per entity (incidents, alerts, evidence,
 //! comments, activity); this module holds the machinery they share.
 
+mod actions;
 mod activity;
 mod alerts;
 mod comments;
@@ -24,6 +25,7 @@ mod emails;
 mod evidence;
 mod incidents;
 
+pub use actions::{EmailActionsKey, IncidentActionsKey, PendingActionCountKey, EMAIL_ACTIONS_CAP};
 pub use activity::{ActivityCountKey, ActivityPageKey};
 pub use alerts::{AlertCountKey, AlertPageKey, MailboxCountKey, Rollup, RollupKey};
 pub use comments::{CommentCountKey, CommentPageKey};
@@ -101,6 +103,10 @@ pub enum Memo {
     SubmissionEmail,
     /// The allow/block entry each submission created.
     SubmissionEntry,
+    /// Pending-action count of each incident.
+    PendingActions,
+    /// First page (of this size, of these statuses as a bit mask) of each incident's actions.
+    IncidentActions(i64, u32),
 }
 
 type Shared = Arc<dyn Any + Send + Sync>;

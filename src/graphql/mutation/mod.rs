@@ -1,5 +1,6 @@
 //! Mutation root parts.
 
+pub mod actions;
 pub mod allowblock;
 pub mod incidents;
 pub mod ingest;

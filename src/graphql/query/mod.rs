@@ -1,5 +1,6 @@
 //! Query root parts.
 
+pub mod actions;
 pub mod allowblock;
 pub mod audit;
 pub mod mail;

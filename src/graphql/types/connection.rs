@@ -169,6 +169,22 @@ pub enum TotalCount {
         /// Filter.
         filter: Arc<crate::db::queries::submissions::SubmissionFilter>,
     },
+    /// Actions matching a filter.
+    Actions {
+        /// Tenant.
+        tenant: String,
+        /// Filter.
+        filter: Arc<crate::db::queries::actions::ActionFilter>,
+    },
+    /// Targets of an action with some outcomes (all when empty).
+    ActionTargets {
+        /// Tenant.
+        tenant: String,
+        /// Action.
+        action: Uuid,
+        /// Outcomes.
+        outcomes: Arc<Vec<crate::domain::enums::ActionOutcome>>,
+    },
 }
 
 impl TotalCount {
@@ -200,6 +216,16 @@ impl TotalCount {
             TotalCount::Submissions { tenant, filter } => {
                 let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
                 crate::db::queries::submissions::count(&mut conn, tenant, filter)
+                    .await
+                    .map_err(AppError::from)?
+            }
+            TotalCount::Actions { tenant, filter } => {
+                let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
+                crate::db::queries::actions::count(&mut conn, tenant, filter).await.map_err(AppError::from)?
+            }
+            TotalCount::ActionTargets { tenant, action, outcomes } => {
+                let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
+                crate::db::queries::actions::target_count(&mut conn, tenant, *action, outcomes)
                     .await
                     .map_err(AppError::from)?
             }
@@ -340,6 +366,26 @@ connection!(
     SubmissionEdge,
     crate::graphql::types::submission::Submission
 );
+
+connection!(
+    /// A page of remediation actions.
+    ActionConnection,
+    ActionEdge,
+    crate::graphql::types::action::Action
+);
+connection!(
+    /// A page of an action's targets (by copy id).
+    ActionTargetConnection,
+    ActionTargetEdge,
+    crate::graphql::types::action::ActionTarget
+);
+
+/// Cursor scope of the action center, newest first.
+pub const ACTIONS_DESC_SCOPE: &str = "actions";
+/// Cursor scope of the action center, oldest first.
+pub const ACTIONS_ASC_SCOPE: &str = "actions.asc";
+/// Cursor scope of an incident's actions.
+pub const INCIDENT_ACTIONS_SCOPE: &str = "incident.actions";
 
 /// Cursor scope of submissions.
 pub const SUBMISSIONS_SCOPE: &str = "submissions";
@@ -489,4 +535,74 @@ mod tests {
         assert!(page_size(Some(101), 20).is_err());
         assert!(page_size(Some(-1), 20).is_err());
     }
+}
+
+/// A page of an incident's actions (newest first): the first page through the loaders, batched over
+/// the incident's siblings; a later one on its own.
+pub async fn actions_of_incident(
+    ctx: &Context<'_>,
+    incident: &crate::db::models::Incident,
+    mut statuses: Vec<crate::domain::enums::ActionStatus>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> GqlResult<ActionConnection> {
+    use crate::graphql::types::action::Action;
+    let first = page_size(first, DEFAULT_NESTED_PAGE)?;
+    statuses.sort_unstable();
+    statuses.dedup();
+    let tenant = incident.tenant_id.as_str();
+    let after_k = decode_time_after(INCIDENT_ACTIONS_SCOPE, after.as_deref())?;
+    let page = match after_k {
+        None => {
+            let mask = statuses.iter().fold(0u32, |m, s| {
+                m | (1 << crate::domain::enums::ActionStatus::ALL.iter().position(|x| x == s).unwrap_or(0))
+            });
+            let key_of = |t: &str, m: loaders::Member| {
+                Some(loaders::IncidentActionsKey {
+                    tenant: t.to_string(),
+                    incident: m.id,
+                    first,
+                    statuses: statuses.clone(),
+                })
+            };
+            let (page, _) = loaders::loaders(ctx)
+                .load_with_siblings(
+                    loaders::SetKind::Incident,
+                    tenant,
+                    loaders::Member::incident(incident),
+                    loaders::Memo::IncidentActions(first, mask),
+                    key_of,
+                    |_, _| None,
+                )
+                .await?;
+            page.unwrap_or_default()
+        }
+        Some(k) => {
+            let filter = crate::db::queries::actions::ActionFilter {
+                statuses: statuses.clone(),
+                incident_id: Some(incident.id),
+                ..Default::default()
+            };
+            let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
+            let rows =
+                crate::db::queries::actions::page(&mut conn, tenant, &filter, false, Some((k.at, k.id)), first + 1)
+                    .await
+                    .map_err(AppError::from)?;
+            let (rows, has_next) = split_page(rows, first);
+            Arc::new(loaders::ChildPage { rows, has_next })
+        }
+    };
+    let filter = crate::db::queries::actions::ActionFilter {
+        statuses,
+        incident_id: Some(incident.id),
+        ..Default::default()
+    };
+    Ok(ActionConnection::new(
+        page.rows.clone(),
+        page.has_next,
+        after.is_some(),
+        |a| encode_cursor(INCIDENT_ACTIONS_SCOPE, a.created_at.timestamp_micros(), a.id),
+        Action,
+        TotalCount::Actions { tenant: tenant.to_string(), filter: Arc::new(filter) },
+    ))
 }

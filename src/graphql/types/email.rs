@@ -6,7 +6,8 @@ use crate::db::queries::emails;
 use crate::db::queries::explorer::{GroupBy, Hunt};
 use crate::domain::enums::*;
 use crate::error::{AppError, GqlResult};
-use crate::graphql::loaders::{self, EmailAlertsKey, EmailTimelineKey, EMAIL_ALERTS_CAP, TIMELINE_CAP};
+use crate::graphql::loaders::{self, EmailAlertsKey, EmailTimelineKey, EMAIL_ACTIONS_CAP, EMAIL_ALERTS_CAP, TIMELINE_CAP};
+use crate::graphql::types::action::Action;
 use crate::graphql::require;
 use crate::graphql::state;
 use crate::graphql::types::alert::Alert;
@@ -224,6 +225,14 @@ impl Email {
             }
         };
         Ok(alerts.into_iter().take(n).map(Alert).collect())
+    }
+    /// The remediation actions that targeted this copy, newest first. `first`: default and most 100.
+    async fn actions(&self, ctx: &Context<'_>, first: Option<i32>) -> GqlResult<Vec<Action>> {
+        require(ctx, Role::Reader)?;
+        let n = usize::try_from(page_size_within(first, EMAIL_ACTIONS_CAP, EMAIL_ACTIONS_CAP)?).unwrap_or(0);
+        let key = loaders::EmailActionsKey { tenant: self.row.tenant_id.clone(), email_id: self.row.id };
+        let found = loaders::loaders(ctx).data().load_one(key).await?;
+        Ok(found.map(|a| a.iter().take(n).cloned().map(Action).collect()).unwrap_or_default())
     }
 }
 

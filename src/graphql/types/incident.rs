@@ -135,6 +135,39 @@ impl Incident {
         require(ctx, Role::Reader)?;
         connection::activity_of(ctx, &self.0.tenant_id, Parent::incident(self.0.id), first, after).await
     }
+    /// Its remediation actions, newest first (default page 50, at most 100). `status`: only these (its
+    /// pending ones: `[PENDING]`).
+    #[graphql(
+        complexity = "connection::complexity(first, connection::DEFAULT_NESTED_PAGE, child_complexity)"
+    )]
+    async fn actions(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<ActionStatus>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<connection::ActionConnection> {
+        require(ctx, Role::Reader)?;
+        connection::actions_of_incident(ctx, &self.0, status.unwrap_or_default(), first, after).await
+    }
+    /// How many of its remediation actions wait for a decision.
+    async fn pending_action_count(&self, ctx: &Context<'_>) -> GqlResult<i64> {
+        require(ctx, Role::Reader)?;
+        let key_of = |t: &str, m: loaders::Member| {
+            Some(loaders::PendingActionCountKey { tenant: t.to_string(), incident: m.id })
+        };
+        let (n, _) = loaders::loaders(ctx)
+            .load_with_siblings(
+                loaders::SetKind::Incident,
+                &self.0.tenant_id,
+                loaders::Member::incident(&self.0),
+                loaders::Memo::PendingActions,
+                key_of,
+                |_, _| None,
+            )
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
     /// Distinct mailboxes (recipients and mailbox or user entities) its alerts name.
     async fn impacted_mailboxes(&self, ctx: &Context<'_>) -> GqlResult<i64> {
         require(ctx, Role::Reader)?;

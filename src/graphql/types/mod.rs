@@ -1,6 +1,7 @@
 //! GraphQL object types, one module per entity. They wrap row models and resolve nested fields through
 //! the loaders.
 
+pub mod action;
 pub mod activity;
 pub mod alert;
 pub mod allowblock;

@@ -1,0 +1,3 @@
+ALTER TABLE events DROP COLUMN IF EXISTS action_id;
+DROP TABLE IF EXISTS action_targets;
+DROP TABLE IF EXISTS actions;

@@ -1,0 +1,49 @@
+//! The remediation status of the e-mail evidence naming an action's copies, as the action goes: pending
+//! approval while it waits, running, then each copy's outcome; declined or unremediated when it ends
+//! undecided.
+
+use crate::db::models::Action;
+use crate::db::queries::actions as q;
+use crate::db::Conn;
+use crate::domain::actions::evidence_status;
+use crate::domain::enums::{ActionOutcome, ActionStatus, RemediationStatus as R};
+use uuid::Uuid;
+
+/// Statuses that say nothing was done yet, which a new action may replace.
+const OPEN: [R; 6] = [R::None, R::Active, R::PendingApproval, R::Unremediated, R::Declined, R::NotFound];
+
+fn names(s: &[R]) -> Vec<&'static str> {
+    s.iter().map(|r| r.as_str()).collect()
+}
+
+/// The action waits for approval.
+pub async fn pending(conn: &mut Conn, a: &Action) -> diesel::QueryResult<usize> {
+    let only = names(&OPEN);
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(R::PendingApproval.as_str()), &[], &only).await
+}
+
+/// The action is running.
+pub async fn running(conn: &mut Conn, a: &Action) -> diesel::QueryResult<usize> {
+    let only = names(&OPEN);
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(R::Running.as_str()), &[], &only).await
+}
+
+/// The action ended without running (`status`: rejected, cancelled, expired, already remediated).
+pub async fn ended_undecided(conn: &mut Conn, a: &Action, status: ActionStatus) -> diesel::QueryResult<usize> {
+    let to = match status {
+        ActionStatus::Rejected => R::Declined,
+        ActionStatus::AlreadyRemediated => R::Remediated,
+        _ => R::Unremediated,
+    };
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(to.as_str()), &[], &[R::PendingApproval.as_str()]).await
+}
+
+/// The copies `email_ids` of a running action got their outcomes.
+pub async fn outcomes(conn: &mut Conn, a: &Action, email_ids: &[Uuid]) -> diesel::QueryResult<usize> {
+    if email_ids.is_empty() {
+        return Ok(0);
+    }
+    let map: Vec<(&str, &str)> =
+        ActionOutcome::ALL.iter().map(|o| (o.as_str(), evidence_status(*o).as_str())).collect();
+    q::evidence_follow(conn, &a.tenant_id, a.id, email_ids, None, &map, &[]).await
+}

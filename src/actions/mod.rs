@@ -1,0 +1,17 @@
+//! Remediation actions on e-mail: proposed by people (or, later, automated investigations) over copies
+//! fixed at proposal, approved under the four-eyes rule, run exactly once as a job through the mailbox
+//! interface, re-evaluated while they wait as their copies move, and expired after 7 days. Every change
+//! writes the incident's activity log and the outbox (`actionChanged`, and `incidentChanged` when an
+//! incident's pending-action count moves) in its own transaction.
+
+pub mod decide;
+pub mod evidence;
+pub mod expiry;
+pub mod mailbox;
+pub mod notes;
+pub mod propose;
+pub mod reevaluate;
+pub mod run;
+
+/// The job kind that runs an action; its payload is `{"actionId": "<uuid>"}`, its dedupe key the id.
+pub const JOB_KIND: &str = "ACTION";
