@@ -46,7 +46,8 @@ const PAGE: &str = r#"query($n: Int) {
   incidents(first: $n) {
     totalCount
     nodes {
-      id displayName alertCount impactedMailboxes serviceSources
+      id displayName alertCount impactedMailboxes serviceSources pendingActionCount
+      actions(first: 3) { nodes { id status } }
       alertsBySeverity { severity count }
       alerts(first: 10) {
         totalCount
@@ -134,9 +135,10 @@ async fn statements_do_not_grow_with_the_page_size() {
     assert_eq!(large, again, "stable from run to run");
     // One statement per list and per nested level, whatever the page size: the page, its count, and
     // one batch each for alert pages, alert counts, roll-ups, mailboxes, incident evidence, incident
-    // comments and their count, activity, then per alert: incident, evidence, comments. The incident's
-    // evidence page is two (its entities, then their latest rows) and its count one more.
-    assert!(large <= 15, "{large} statements: {large_log:#?}");
+    // comments and their count, activity, pending-action counts, first actions, then per alert: incident,
+    // evidence, comments. The incident's evidence page is two (its entities, then their latest rows) and
+    // its count one more.
+    assert!(large <= 17, "{large} statements: {large_log:#?}");
 
     // The alerts queue, down through each alert's incident to that incident's alerts and evidence.
     let (small, small_log) = alert_statements_for(&app, &token, 10).await;
@@ -196,6 +198,32 @@ async fn statements_do_not_grow_with_the_page_size() {
     // arrive, each nested field is one statement (one per submission would be 51).
     assert_eq!(small, large, "10 submissions: {small_log:#?}\n50 submissions: {large_log:#?}");
     assert!(large <= 3, "{large} statements: {large_log:#?}");
+    // Actions: a page with each one's incident and first targets (each target with where its copy is now).
+    let analyst = app.token(t, "ann@contoso.com", &[Role::Analyst]);
+    let incident_ids: Vec<String> = app
+        .ok(&token, "{ incidents(first: 5) { nodes { id } } }", json!({}))
+        .await["incidents"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(!incident_ids.is_empty());
+    for (n, id) in ids.iter().enumerate() {
+        let incident = &incident_ids[n % incident_ids.len()];
+        app.ok(
+            &analyst,
+            "mutation($i: RemediateEmailsInput!) { remediateEmails(input: $i) { id } }",
+            json!({ "i": { "emailIds": [id], "action": "MOVE_TO_INBOX", "incidentId": incident } }),
+        )
+        .await;
+    }
+    let (small, small_log) = action_statements_for(&app, &token, 10).await;
+    let (large, large_log) = action_statements_for(&app, &token, 50).await;
+    eprintln!("statements: {small} for 10 actions, {large} for 50");
+    assert_eq!(small, large, "10 actions: {small_log:#?}\n50 actions: {large_log:#?}");
+    // The page, its count, the incidents, the targets.
+    assert!(large <= 4, "{large} statements: {large_log:#?}");
     // Connections are lent again without a round trip: no ping on any of the checkouts above.
     assert_eq!(PINGS.load(Ordering::SeqCst), 0, "a checkout sent a liveness query");
 }
@@ -257,6 +285,35 @@ async fn email_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, V
 const SUBMISSION_PAGE: &str = r#"query($n: Int) {
   submissions(first: $n) { nodes { id email { id } allowBlockEntry { id } } }
 }"#;
+
+const ACTION_PAGE: &str = r#"query($n: Int) {
+  actions(first: $n) {
+    totalCount
+    nodes {
+      id status source incident { id displayName }
+      targets(first: 5) { totalCount nodes { recipient outcome currentLocation atDestination } }
+    }
+  }
+}"#;
+
+async fn action_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, Vec<String>) {
+    if let Ok(mut log) = LOG.lock() {
+        log.clear();
+    }
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let data = app.ok(token, ACTION_PAGE, json!({ "n": n })).await;
+    let after = STATEMENTS.load(Ordering::SeqCst);
+    let nodes = data["actions"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), n);
+    for a in nodes {
+        assert_eq!(a["status"], "PENDING");
+        assert!(a["incident"]["id"].is_string(), "{a:#}");
+        assert_eq!(a["targets"]["totalCount"], 1);
+        assert_eq!(a["targets"]["nodes"][0]["currentLocation"], "QUARANTINE", "{a:#}");
+    }
+    let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    (after - before, log)
+}
 
 async fn submission_statements_for(app: &TestApp, token: &str, n: usize) -> (usize, Vec<String>) {
     if let Ok(mut log) = LOG.lock() {

@@ -99,6 +99,10 @@ async fn step(conn: &mut Conn, tenant_id: &str, id: Uuid) -> Result<Next, AppErr
 /// (a worker that lost its lease and has not noticed yet) make this run wait and try again.
 async fn finish(conn: &mut Conn, action: &Action, notes: &mut Notes) -> Result<Next, AppError> {
     let now = Utc::now();
+    // The counts as every committed step left them: a step of another run writes them under this lock.
+    let Some(action) = q::lock(conn, &action.tenant_id, action.id).await? else {
+        return Ok(Next::Done);
+    };
     let counts = Counts {
         success: action.success_count,
         failed: action.failed_count,

@@ -84,6 +84,11 @@ pub async fn find(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Opt
     actions::table.find((tenant_id, id)).select(Action::as_select()).first(conn).await.optional()
 }
 
+/// One action of the tenant, locked until the transaction ends.
+pub async fn lock(conn: &mut Conn, tenant_id: &str, id: Uuid) -> QueryResult<Option<Action>> {
+    actions::table.find((tenant_id, id)).for_update().select(Action::as_select()).first(conn).await.optional()
+}
+
 /// Actions of the tenant by id (for nested reads).
 pub async fn by_ids(conn: &mut Conn, tenant_id: &str, ids: &[Uuid]) -> QueryResult<Vec<Action>> {
     actions::table
@@ -554,26 +559,45 @@ pub async fn pending_counts(
     Ok(rows.into_iter().filter_map(|(id, n)| id.map(|id| (id, n))).collect())
 }
 
-/// Up to `limit` targets of an action after copy id `after`, with the outcomes given (all when empty).
+/// A target with where its copy is now (`None`: no longer in the store).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct TargetNow {
+    /// The target.
+    #[diesel(embed)]
+    pub target: ActionTarget,
+    /// Its copy's latest location now.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub current_location: Option<DeliveryLocation>,
+}
+
+/// For each action of `action_ids`, up to `limit` targets after copy id `after` (by copy id), with the
+/// outcomes given (all when empty), each with its copy's location now: one statement for a page of
+/// actions.
 pub async fn targets(
     conn: &mut Conn,
     tenant_id: &str,
-    action_id: Uuid,
+    action_ids: &[Uuid],
     outcomes: &[ActionOutcome],
     after: Option<Uuid>,
     limit: i64,
-) -> QueryResult<Vec<ActionTarget>> {
-    let mut q = action_targets::table
-        .filter(action_targets::tenant_id.eq(tenant_id))
-        .filter(action_targets::action_id.eq(action_id))
-        .into_boxed();
-    if !outcomes.is_empty() {
-        q = q.filter(action_targets::outcome.eq_any(outcomes));
-    }
-    if let Some(a) = after {
-        q = q.filter(action_targets::email_id.gt(a));
-    }
-    q.order_by(action_targets::email_id).limit(limit).select(ActionTarget::as_select()).load(conn).await
+) -> QueryResult<Vec<TargetNow>> {
+    prepared::sql(
+        "SELECT t.*, e.latest_delivery_location AS current_location FROM unnest($2::uuid[]) AS a(id) \
+         CROSS JOIN LATERAL ( \
+             SELECT * FROM action_targets WHERE tenant_id = $1 AND action_id = a.id \
+               AND (cardinality($3::text[]) = 0 OR outcome = ANY($3::text[])) \
+               AND ($4::uuid IS NULL OR email_id > $4) \
+             ORDER BY email_id LIMIT $5) t \
+         LEFT JOIN emails e ON e.tenant_id = $1 AND e.id = t.email_id AND e.received_at = t.received_at \
+         ORDER BY t.action_id, t.email_id",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<SqlUuid>, _>(action_ids)
+    .bind::<Array<Text>, _>(column(outcomes, |o| o.as_str()))
+    .bind::<Nullable<SqlUuid>, _>(after)
+    .bind::<Int8, _>(limit)
+    .load(conn)
+    .await
 }
 
 /// How many targets of an action have the outcomes given (all when empty).
@@ -643,32 +667,4 @@ pub async fn of_incidents(
     .bind::<Int8, _>(per_incident)
     .load(conn)
     .await
-}
-
-/// Where each copy is now (copies gone from the store are left out).
-pub async fn locations(
-    conn: &mut Conn,
-    tenant_id: &str,
-    copies: &[(Uuid, DateTime<Utc>)],
-) -> QueryResult<Vec<(Uuid, DeliveryLocation)>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-        #[diesel(sql_type = Text)]
-        latest_delivery_location: DeliveryLocation,
-    }
-    if copies.is_empty() {
-        return Ok(vec![]);
-    }
-    let rows: Vec<Row> = prepared::sql(
-        "SELECT e.id, e.latest_delivery_location FROM unnest($2::uuid[], $3::timestamptz[]) AS c(id, at) \
-         JOIN emails e ON e.tenant_id = $1 AND e.id = c.id AND e.received_at = c.at",
-    )
-    .bind::<Text, _>(tenant_id)
-    .bind::<Array<SqlUuid>, _>(column(copies, |c| c.0))
-    .bind::<Array<Timestamptz>, _>(column(copies, |c| c.1))
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.latest_delivery_location)).collect())
 }

@@ -25,7 +25,9 @@ mod emails;
 mod evidence;
 mod incidents;
 
-pub use actions::{EmailActionsKey, IncidentActionsKey, PendingActionCountKey, EMAIL_ACTIONS_CAP};
+pub use actions::{
+    mask, ActionTargetsKey, EmailActionsKey, IncidentActionsKey, PendingActionCountKey, EMAIL_ACTIONS_CAP,
+};
 pub use activity::{ActivityCountKey, ActivityPageKey};
 pub use alerts::{AlertCountKey, AlertPageKey, MailboxCountKey, Rollup, RollupKey};
 pub use comments::{CommentCountKey, CommentPageKey};
@@ -64,6 +66,8 @@ pub enum SetKind {
     Incident,
     /// Alerts.
     Alert,
+    /// Remediation actions, each linking to its incident.
+    Action,
     /// Submissions, each linking to the copy it reports.
     SubmissionEmail,
     /// Submissions, each linking to the allow/block entry it created.
@@ -105,6 +109,10 @@ pub enum Memo {
     SubmissionEntry,
     /// Pending-action count of each incident.
     PendingActions,
+    /// Incident of each action.
+    ActionIncident,
+    /// First page (of this size, of these outcomes as a bit mask) of each action's targets.
+    ActionTargets(i64, u32),
     /// First page (of this size, of these statuses as a bit mask) of each incident's actions.
     IncidentActions(i64, u32),
 }
@@ -125,6 +133,11 @@ impl Member {
     /// An incident as a member (linking to its redirect target).
     pub fn incident(row: &models::Incident) -> Self {
         Self { id: row.id, link: row.redirect_incident_id }
+    }
+
+    /// An action as a member (linking to its incident).
+    pub fn action(row: &models::Action) -> Self {
+        Self { id: row.id, link: row.incident_id }
     }
 
     /// An alert as a member (linking to its incident).
@@ -218,6 +231,15 @@ impl Loaders {
             self.register(SetKind::SubmissionEmail, tenant, by(|r| r.email_id)),
             self.register(SetKind::SubmissionEntry, tenant, by(|r| r.allow_block_entry_id)),
         ]
+    }
+
+    /// Registers a page of actions as one sibling set.
+    pub fn register_actions<'a>(
+        &self,
+        tenant: &str,
+        rows: impl IntoIterator<Item = &'a models::Action>,
+    ) -> SetHandle {
+        self.register(SetKind::Action, tenant, rows.into_iter().map(Member::action))
     }
 
     /// Registers a page of alerts as one sibling set.

@@ -5,6 +5,7 @@ use crate::actions::propose;
 use crate::auth::Role;
 use crate::db::queries::actions as q;
 use crate::error::{AppError, GqlResult};
+use crate::graphql::loaders::loaders;
 use crate::graphql::types::action::{Action, ActionFilterInput, ActionOrder, ActionPreview, RemediateEmailsInput};
 use crate::graphql::types::connection::{
     decode_time_after, encode_cursor, page_size, split_page, ActionConnection, TotalCount, ACTIONS_ASC_SCOPE,
@@ -54,6 +55,7 @@ impl ActionsQuery {
             .await
             .map_err(AppError::from)?;
         let (rows, has_next) = split_page(rows, limit);
+        let siblings = loaders(ctx).register_actions(tenant, &rows);
         Ok(ActionConnection::new(
             rows,
             has_next,
@@ -61,7 +63,8 @@ impl ActionsQuery {
             |r| encode_cursor(scope, r.created_at.timestamp_micros(), r.id),
             Action,
             TotalCount::Actions { tenant: tenant.to_string(), filter },
-        ))
+        )
+        .keeping(Some(siblings)))
     }
 
     /// What `remediateEmails` with this input would act on now, without proposing anything: the

@@ -8,7 +8,7 @@ use crate::domain::actions::{satisfied, LocationCount as DomainLocationCount, Pr
 use crate::domain::enums::*;
 use crate::error::{AppError, AppResult, GqlResult};
 use crate::explorer::filter::EmailFilter;
-use crate::graphql::loaders::loaders;
+use crate::graphql::loaders::{loaders, ChildPage};
 use crate::graphql::types::connection::{
     decode_cursor, encode_cursor, page_size, split_page, ActionTargetConnection, TotalCount, DEFAULT_NESTED_PAGE,
 };
@@ -19,7 +19,6 @@ use crate::graphql::{parse_id, state};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// A remediation action on e-mail copies: proposed, decided, run, with one outcome per copy.
 pub struct Action(pub models::Action);
@@ -102,9 +101,10 @@ impl Action {
     }
     /// The incident it was taken from, as it is now.
     async fn incident(&self, ctx: &Context<'_>) -> GqlResult<Option<Incident>> {
-        let Some(id) = self.0.incident_id else { return Ok(None) };
-        let key = crate::graphql::loaders::IncidentKey { tenant: self.0.tenant_id.clone(), id };
-        Ok(loaders(ctx).data().load_one(key).await?.map(Incident))
+        if self.0.incident_id.is_none() {
+            return Ok(None);
+        }
+        Ok(loaders(ctx).incident_of_action(&self.0).await?.map(Incident))
     }
     /// Who proposed it (UPN).
     async fn proposed_by(&self) -> &str {
@@ -189,26 +189,33 @@ impl Action {
         let limit = page_size(first, DEFAULT_NESTED_PAGE)?;
         let scope = format!("action.targets:{}", self.0.id);
         let after_id = after.as_deref().map(|c| decode_cursor(&scope, c)).transpose()?.map(|k| k.id);
-        let outcomes = outcome.unwrap_or_default();
-        let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
-        let rows = q::targets(&mut conn, &self.0.tenant_id, self.0.id, &outcomes, after_id, limit + 1)
-            .await
-            .map_err(AppError::from)?;
-        let (rows, has_next) = split_page(rows, limit);
-        let copies: Vec<(Uuid, DateTime<Utc>)> = rows.iter().map(|t| (t.email_id, t.received_at)).collect();
-        let now: std::collections::HashMap<Uuid, DeliveryLocation> =
-            q::locations(&mut conn, &self.0.tenant_id, &copies).await.map_err(AppError::from)?.into_iter().collect();
+        let mut outcomes = outcome.unwrap_or_default();
+        outcomes.sort_unstable();
+        outcomes.dedup();
+        let tenant = self.0.tenant_id.as_str();
+        let page = match after_id {
+            None => loaders(ctx).targets_of_action(&self.0, limit, &outcomes).await?,
+            Some(a) => {
+                let mut conn = state(ctx).pool.get().await.map_err(AppError::from)?;
+                let rows = q::targets(&mut conn, tenant, &[self.0.id], &outcomes, Some(a), limit + 1)
+                    .await
+                    .map_err(AppError::from)?;
+                let (rows, has_next) = split_page(rows, limit);
+                Arc::new(ChildPage { rows, has_next })
+            }
+        };
         let action_type = self.0.action_type;
         Ok(ActionTargetConnection::new(
-            rows,
-            has_next,
+            page.rows.clone(),
+            page.has_next,
             after.is_some(),
-            |t| encode_cursor(&scope, 0, t.email_id),
-            |t| {
-                let current = now.get(&t.email_id).copied();
-                ActionTarget { row: t, current, action_type }
+            |t| encode_cursor(&scope, 0, t.target.email_id),
+            |t| ActionTarget { row: t.target, current: t.current_location, action_type },
+            if outcomes.is_empty() {
+                TotalCount::Known(i64::from(self.0.target_count))
+            } else {
+                TotalCount::ActionTargets { tenant: tenant.to_string(), action: self.0.id, outcomes: Arc::new(outcomes) }
             },
-            TotalCount::ActionTargets { tenant: self.0.tenant_id.clone(), action: self.0.id, outcomes: Arc::new(outcomes) },
         ))
     }
     /// When a pending action expires (7 days after it was proposed).

@@ -176,6 +176,8 @@ pub enum TotalCount {
         /// Filter.
         filter: Arc<crate::db::queries::actions::ActionFilter>,
     },
+    /// A count already known (an action's target count).
+    Known(i64),
     /// Targets of an action with some outcomes (all when empty).
     ActionTargets {
         /// Tenant.
@@ -223,6 +225,7 @@ impl TotalCount {
                 let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
                 crate::db::queries::actions::count(&mut conn, tenant, filter).await.map_err(AppError::from)?
             }
+            TotalCount::Known(n) => *n,
             TotalCount::ActionTargets { tenant, action, outcomes } => {
                 let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
                 crate::db::queries::actions::target_count(&mut conn, tenant, *action, outcomes)
@@ -554,9 +557,7 @@ pub async fn actions_of_incident(
     let after_k = decode_time_after(INCIDENT_ACTIONS_SCOPE, after.as_deref())?;
     let page = match after_k {
         None => {
-            let mask = statuses.iter().fold(0u32, |m, s| {
-                m | (1 << crate::domain::enums::ActionStatus::ALL.iter().position(|x| x == s).unwrap_or(0))
-            });
+            let mask = loaders::mask(crate::domain::enums::ActionStatus::ALL, &statuses);
             let key_of = |t: &str, m: loaders::Member| {
                 Some(loaders::IncidentActionsKey {
                     tenant: t.to_string(),
@@ -565,17 +566,19 @@ pub async fn actions_of_incident(
                     statuses: statuses.clone(),
                 })
             };
-            let (page, _) = loaders::loaders(ctx)
+            let (page, set) = loaders::loaders(ctx)
                 .load_with_siblings(
                     loaders::SetKind::Incident,
                     tenant,
                     loaders::Member::incident(incident),
                     loaders::Memo::IncidentActions(first, mask),
                     key_of,
-                    |_, _| None,
+                    |l, found: &std::collections::HashMap<loaders::IncidentActionsKey, Arc<loaders::ChildPage<_>>>| {
+                        Some(l.register_actions(tenant, found.values().flat_map(|p| p.rows.iter())))
+                    },
                 )
                 .await?;
-            page.unwrap_or_default()
+            (page.unwrap_or_default(), set)
         }
         Some(k) => {
             let filter = crate::db::queries::actions::ActionFilter {
@@ -589,9 +592,11 @@ pub async fn actions_of_incident(
                     .await
                     .map_err(AppError::from)?;
             let (rows, has_next) = split_page(rows, first);
-            Arc::new(loaders::ChildPage { rows, has_next })
+            let set = loaders::loaders(ctx).register_actions(tenant, &rows);
+            (Arc::new(loaders::ChildPage { rows, has_next }), Some(set))
         }
     };
+    let (page, siblings) = page;
     let filter = crate::db::queries::actions::ActionFilter {
         statuses,
         incident_id: Some(incident.id),
@@ -604,5 +609,6 @@ pub async fn actions_of_incident(
         |a| encode_cursor(INCIDENT_ACTIONS_SCOPE, a.created_at.timestamp_micros(), a.id),
         Action,
         TotalCount::Actions { tenant: tenant.to_string(), filter: Arc::new(filter) },
-    ))
+    )
+    .keeping(siblings))
 }
