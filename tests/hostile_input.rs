@@ -814,7 +814,7 @@ fn hostile_operation(
         }
         Value::Object(o)
     };
-    let (name, q, v) = match n % 20 {
+    let (name, q, v) = match n % 23 {
         0 => ("ingestAlerts", INGEST.to_string(), json!({ "alerts": (0..r.below(3) + 1).map(|k| hostile_alert(r, n * 10 + k)).collect::<Vec<_>>() })),
         1 => (
             "updateIncident",
@@ -932,6 +932,34 @@ fn hostile_operation(
                 "category": *r.pick(&["NOT_JUNK", "SPAM", "PHISHING", "MALWARE"]),
                 "createEntry": maybe(r, |r| json!({ "action": *r.pick(&["ALLOW", "BLOCK"]), "expiresAt": hostile_date(r) })),
             } }),
+        ),
+        20 => (
+            "remediateEmails",
+            "mutation($in: RemediateEmailsInput!) { remediateEmails(input: $in) { id status targetCount preview { selected excludedCount } } }".into(),
+            json!({ "in": {
+                "emailIds": maybe(r, |r| ids(r, emails)),
+                "filter": maybe(r, |r| hostile_email_filter(r, alerts)),
+                "action": *r.pick(&["MOVE_TO_INBOX", "MOVE_TO_JUNK", "MOVE_TO_DELETED_ITEMS", "SOFT_DELETE", "HARD_DELETE", "REMOVE_INBOX_RULE", "NOPE"]),
+                "incidentId": maybe(r, iid),
+                "comment": maybe(r, hostile_string),
+            } }),
+        ),
+        21 => {
+            let m = *r.pick(&["approveAction", "rejectAction", "cancelAction"]);
+            (
+                m,
+                format!("mutation($id: ID!, $c: String) {{ {m}(id: $id, comment: $c) {{ id status }} }}"),
+                json!({ "id": hostile_id(r, emails), "c": maybe(r, hostile_string) }),
+            )
+        }
+        22 => (
+            "actions",
+            "query($f: ActionFilter, $first: Int, $after: String) { actions(filter: $f, first: $first, after: $after) { totalCount pageInfo { endCursor } nodes { id targets(first: $first) { totalCount } } } }".into(),
+            json!({ "f": {
+                "status": maybe(r, |r| json!([*r.pick(&["PENDING", "COMPLETED", "BOGUS"])])),
+                "incidentId": maybe(r, iid),
+                "createdAfter": maybe(r, hostile_date), "createdBefore": maybe(r, hostile_date),
+            }, "first": maybe(r, hostile_int), "after": hostile_cursor(r, cursors) }),
         ),
         _ => (
             "literal",
@@ -1057,6 +1085,8 @@ async fn fuzz_every_mutation_never_internal_never_5xx() {
         "emails",
         "emailAggregate",
         "submit",
+        "remediateEmails",
+        "actions",
     ] {
         assert!(seen.keys().any(|(n, _)| n == m), "{m} was never tried");
     }

@@ -332,6 +332,7 @@ impl RemediateEmailsInput {
 
 /// Narrows the action center; every field given applies.
 #[derive(InputObject, Clone, Debug, Default)]
+#[graphql(name = "ActionFilter")]
 pub struct ActionFilterInput {
     /// Any of these statuses (the pending tab: `[PENDING]`).
     pub status: Option<Vec<ActionStatus>>,
