@@ -100,6 +100,26 @@ query Hunt {
 }
 `;
 
+const ACTIONS = `# The action center: remediation actions waiting for a decision, and the history.
+# Analysts propose with remediateEmails; another responder decides with approveAction / rejectAction.
+query ActionCenter {
+  pending: actions(filter: { status: [PENDING] }) {
+    totalCount
+    nodes {
+      id type source status proposedBy comment targetCount createdAt expiresAt
+      preview { mailboxCount byLocation { location count } alreadyInDestination notRemediable { location count } }
+      incident { id displayName }
+    }
+  }
+  history: actions(filter: { status: [COMPLETED, FAILED, REJECTED, CANCELLED, EXPIRED, ALREADY_REMEDIATED] }, first: 20) {
+    nodes {
+      id type status decidedBy decidedAt completedAt
+      successCount failedCount alreadyInDestinationCount notFoundCount
+    }
+  }
+}
+`;
+
 const INGEST_VARIABLES = JSON.stringify({
   alerts: [1, 2].map((n) => ({
     providerAlertId: `demo-${n}`,
@@ -164,6 +184,7 @@ ReactDOM.createRoot(document.getElementById("graphiql")).render(
       { query: TRIAGE, variables: JSON.stringify({ id: "<incident id>", version: null }, null, 2), headers: HEADERS },
       { query: INGEST, variables: INGEST_VARIABLES, headers: HEADERS },
       { query: HUNT, headers: HEADERS },
+      { query: ACTIONS, headers: HEADERS },
     ],
   }),
 );

@@ -3,9 +3,9 @@
 //! unexpired action, so of two decisions at the same moment exactly one applies and the other is a
 //! `CONFLICT`; approving queues the action's job in the same transaction, once.
 
+use super::evidence;
 use super::notes::{type_label, Notes};
 use super::propose::{comment, enqueue};
-use super::evidence;
 use crate::auth::{Caller, Role};
 use crate::db::models::Action;
 use crate::db::queries::{actions as q, tenants};
@@ -61,7 +61,8 @@ pub async fn decide(
     let note = comment("comment", note)?;
     let note = &note;
     retry_transient(pool, "deciding an action", async move |conn: &mut Conn| {
-        conn.transaction::<_, AppError, _>(async |conn| apply(conn, caller, id, decision, note.clone()).await).await
+        conn.transaction::<_, AppError, _>(async |conn| apply(conn, caller, id, decision, note.clone()).await)
+            .await
     })
     .await
 }
@@ -81,10 +82,12 @@ async fn apply(
     let own = current.proposed_by == caller.sub;
     match decision {
         Decision::Approve if own => {
-            let four_eyes = current.four_eyes || tenants::get(conn, tid).await.map(|t| t.four_eyes).unwrap_or(true);
+            let four_eyes =
+                current.four_eyes || tenants::get(conn, tid).await.map(|t| t.four_eyes).unwrap_or(true);
             if four_eyes {
                 return Err(AppError::Forbidden(
-                    "the four-eyes rule is on: a responder other than the proposer must approve this action".into(),
+                    "the four-eyes rule is on: a responder other than the proposer must approve this action"
+                        .into(),
                 ));
             }
         }
@@ -93,12 +96,18 @@ async fn apply(
         }
         _ => {}
     }
-    let Some(action) = q::decide(conn, tid, id, decision.to(), &caller.sub, note.as_deref(), now).await? else {
+    let Some(action) = q::decide(conn, tid, id, decision.to(), &caller.sub, note.as_deref(), now).await?
+    else {
         return Err(refused(conn, tid, current, now).await?);
     };
     let mut notes = Notes::default();
-    let mut message =
-        format!("{} of {} e-mail copies {} by {}", type_label(action.action_type), action.target_count, decision.verb(), caller.sub);
+    let mut message = format!(
+        "{} of {} e-mail copies {} by {}",
+        type_label(action.action_type),
+        action.target_count,
+        decision.verb(),
+        caller.sub
+    );
     if let Some(n) = &note {
         message.push_str(&format!(": {n}"));
     }
@@ -115,7 +124,12 @@ async fn apply(
 
 /// Why a decision did not apply: the action was decided (or ended) already, or its time ran out, in
 /// which case it is expired now.
-async fn refused(conn: &mut Conn, tid: &str, current: Action, now: chrono::DateTime<Utc>) -> AppResult<AppError> {
+async fn refused(
+    conn: &mut Conn,
+    tid: &str,
+    current: Action,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<AppError> {
     let latest = q::find(conn, tid, current.id).await?.unwrap_or(current);
     if latest.status == ActionStatus::Pending && latest.expires_at <= now {
         super::expiry::expire_in(conn, tid, now).await?;

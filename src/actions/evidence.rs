@@ -29,13 +29,18 @@ pub async fn running(conn: &mut Conn, a: &Action) -> diesel::QueryResult<usize> 
 }
 
 /// The action ended without running (`status`: rejected, cancelled, expired, already remediated).
-pub async fn ended_undecided(conn: &mut Conn, a: &Action, status: ActionStatus) -> diesel::QueryResult<usize> {
+pub async fn ended_undecided(
+    conn: &mut Conn,
+    a: &Action,
+    status: ActionStatus,
+) -> diesel::QueryResult<usize> {
     let to = match status {
         ActionStatus::Rejected => R::Declined,
         ActionStatus::AlreadyRemediated => R::Remediated,
         _ => R::Unremediated,
     };
-    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(to.as_str()), &[], &[R::PendingApproval.as_str()]).await
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(to.as_str()), &[], &[R::PendingApproval.as_str()])
+        .await
 }
 
 /// The copies `email_ids` of a running action got their outcomes.

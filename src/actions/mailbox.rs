@@ -16,7 +16,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// Moves the claimed copies in the built-in store and returns each one's outcome.
-pub async fn apply(conn: &mut Conn, action: &Action, claimed: &[Claimed], now: DateTime<Utc>) -> AppResult<Vec<Outcome>> {
+pub async fn apply(
+    conn: &mut Conn,
+    action: &Action,
+    claimed: &[Claimed],
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Outcome>> {
     let actor = action.decided_by.clone().unwrap_or_else(|| action.proposed_by.clone());
     let reason = match &action.comment {
         Some(c) => format!("{}: {c}", type_label(action.action_type)),

@@ -48,7 +48,13 @@ impl Notes {
         if before.is_some_and(|b| b == ActionStatus::Pending) || before.is_none() {
             fields.push("decidedBy");
         }
-        self.events.push(NewEvent::action_changed(action.id, action.incident_id, actor, after.as_str(), &fields));
+        self.events.push(NewEvent::action_changed(
+            action.id,
+            action.incident_id,
+            actor,
+            after.as_str(),
+            &fields,
+        ));
         if let Some(incident) = action.incident_id {
             self.activity.push(Activity {
                 tenant_id: action.tenant_id.clone(),
@@ -83,7 +89,12 @@ impl Notes {
     }
 
     /// Writes what was gathered for `tenant_id`; call it as the transaction's last write.
-    pub async fn write(self, conn: &mut Conn, tenant_id: &str, now: DateTime<Utc>) -> diesel::QueryResult<()> {
+    pub async fn write(
+        self,
+        conn: &mut Conn,
+        tenant_id: &str,
+        now: DateTime<Utc>,
+    ) -> diesel::QueryResult<()> {
         activity::insert(conn, &self.activity).await?;
         let ids: Vec<Uuid> = self.incidents.into_iter().collect();
         incidents::touch_last_update(conn, tenant_id, &ids, now).await?;

@@ -11,7 +11,9 @@ use crate::db::queries::actions::{self as q, NewTarget};
 use crate::db::queries::{emails, explorer as xq, incidents, jobs, tenants};
 use crate::db::retry::retry_transient;
 use crate::db::{Conn, Pool};
-use crate::domain::actions::{select, Candidate, Preview, EXPIRY_DAYS, MAX_COMMENT_CHARS, MAX_EMAIL_IDS, MAX_FILTER_COPIES};
+use crate::domain::actions::{
+    select, Candidate, Preview, EXPIRY_DAYS, MAX_COMMENT_CHARS, MAX_EMAIL_IDS, MAX_FILTER_COPIES,
+};
 use crate::domain::email::RETENTION_DAYS;
 use crate::domain::enums::{ActionSource, ActionStatus, ActionType};
 use crate::domain::text::storable;
@@ -41,7 +43,7 @@ pub struct Proposal {
 /// Where the copies come from, validated.
 enum Selection {
     Ids(Vec<Uuid>),
-    Hunt(crate::db::queries::explorer::Hunt),
+    Hunt(Box<crate::db::queries::explorer::Hunt>),
 }
 
 /// A comment as stored: trimmed, `None` when empty; refused when too long or unstorable.
@@ -50,7 +52,9 @@ pub fn comment(field: &str, c: Option<String>) -> AppResult<Option<String>> {
     storable(field, &c).map_err(AppError::BadInput)?;
     let n = c.chars().count();
     if n > MAX_COMMENT_CHARS {
-        return Err(AppError::bad(format!("{field} may hold at most {MAX_COMMENT_CHARS} characters, got {n}")));
+        return Err(AppError::bad(format!(
+            "{field} may hold at most {MAX_COMMENT_CHARS} characters, got {n}"
+        )));
     }
     Ok(Some(c))
 }
@@ -61,7 +65,9 @@ fn selection(caller: &Caller, p: &Proposal) -> AppResult<Selection> {
     }
     match (&p.email_ids, &p.filter) {
         (Some(_), Some(_)) => Err(AppError::bad("give emailIds or filter, not both")),
-        (None, None) => Err(AppError::bad("give emailIds (the copies to act on) or filter (every copy it matches)")),
+        (None, None) => {
+            Err(AppError::bad("give emailIds (the copies to act on) or filter (every copy it matches)"))
+        }
         (Some(ids), None) => {
             if ids.is_empty() {
                 return Err(AppError::bad("emailIds is empty"));
@@ -75,7 +81,7 @@ fn selection(caller: &Caller, p: &Proposal) -> AppResult<Selection> {
             let unique: BTreeSet<Uuid> = ids.iter().copied().collect();
             Ok(Selection::Ids(unique.into_iter().collect()))
         }
-        (None, Some(f)) => Ok(Selection::Hunt(hunt::prepare(&caller.tenant_id, f)?)),
+        (None, Some(f)) => Ok(Selection::Hunt(Box::new(hunt::prepare(&caller.tenant_id, f)?))),
     }
 }
 
@@ -100,7 +106,8 @@ async fn candidates(
     sel: &Selection,
     now: DateTime<Utc>,
 ) -> AppResult<(Vec<Candidate<NewTarget>>, i64)> {
-    let to_candidate = |t: NewTarget| Candidate { location: t.location, recipient: t.recipient.clone(), id: t };
+    let to_candidate =
+        |t: NewTarget| Candidate { location: t.location, recipient: t.recipient.clone(), id: t };
     match sel {
         Selection::Ids(ids) => {
             let since = now - Duration::days(RETENTION_DAYS);
@@ -220,7 +227,13 @@ async fn propose(
     let what = format!("{} of {} e-mail copies", type_label(p.action), rows.len());
     if runs_now {
         enqueue(conn, &action, now).await?;
-        notes.status(&action, None, &caller.sub, format!("{what} taken by {} (four-eyes rule off)", caller.sub), now);
+        notes.status(
+            &action,
+            None,
+            &caller.sub,
+            format!("{what} taken by {} (four-eyes rule off)", caller.sub),
+            now,
+        );
     } else {
         evidence::pending(conn, &action).await?;
         notes.status(&action, None, &caller.sub, format!("{what} proposed by {}", caller.sub), now);

@@ -27,7 +27,8 @@ pub async fn after_moves(
     let flips: Vec<(Uuid, Uuid, bool)> = pending
         .iter()
         .filter_map(|t| {
-            let (Ok(kind), Ok(at)) = (t.action_type.parse::<ActionType>(), t.location.parse::<DeliveryLocation>())
+            let (Ok(kind), Ok(at)) =
+                (t.action_type.parse::<ActionType>(), t.location.parse::<DeliveryLocation>())
             else {
                 return None;
             };

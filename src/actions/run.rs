@@ -81,8 +81,11 @@ async fn step(conn: &mut Conn, tenant_id: &str, id: Uuid) -> Result<Next, AppErr
                 q::record_outcomes(conn, tenant_id, id, &outcomes, now).await?;
                 let ids: Vec<Uuid> = outcomes.iter().map(|o| o.email_id).collect();
                 evidence::outcomes(conn, &action, &ids).await?;
-                let moved: Vec<Uuid> =
-                    outcomes.iter().filter(|o| o.outcome == ActionOutcome::Success).map(|o| o.email_id).collect();
+                let moved: Vec<Uuid> = outcomes
+                    .iter()
+                    .filter(|o| o.outcome == ActionOutcome::Success)
+                    .map(|o| o.email_id)
+                    .collect();
                 reevaluate::after_moves(conn, tenant_id, &moved, &mut notes, now).await?;
                 notes.progress(&action, SYSTEM_ACTOR);
                 Next::More
@@ -114,7 +117,10 @@ async fn finish(conn: &mut Conn, action: &Action, notes: &mut Notes) -> Result<N
         let open = q::target_count(conn, &action.tenant_id, action.id, &[]).await?
             - i64::from(counts.success + counts.failed + counts.already + counts.not_found);
         if open > 0 {
-            return Err(AppError::Transient(format!("{open} targets of action {} are held by another run", action.id)));
+            return Err(AppError::Transient(format!(
+                "{open} targets of action {} are held by another run",
+                action.id
+            )));
         }
         return Ok(Next::Done);
     };

@@ -3,7 +3,8 @@
 //! naming a copy shows meanwhile. Pure functions; the services apply them.
 
 use super::enums::{
-    ActionOutcome, ActionSource, ActionStatus, ActionType, DeliveryLocation, EmailEventKind, RemediationStatus,
+    ActionOutcome, ActionSource, ActionStatus, ActionType, DeliveryLocation, EmailEventKind,
+    RemediationStatus,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -246,7 +247,10 @@ mod tests {
     fn quarantine_only_releases() {
         assert_eq!(fit(MoveToInbox, Quarantine), Fit::Act);
         assert_eq!(fit(SoftDelete, Quarantine), Fit::NotRemediable);
-        assert_eq!(event_kind(ActionSource::Manual, Quarantine, MoveToInbox), EmailEventKind::QuarantineRelease);
+        assert_eq!(
+            event_kind(ActionSource::Manual, Quarantine, MoveToInbox),
+            EmailEventKind::QuarantineRelease
+        );
         assert_eq!(event_kind(ActionSource::Explorer, Junk, MoveToInbox), EmailEventKind::ManualRemediation);
     }
 

@@ -129,7 +129,12 @@ pub async fn decide(
 }
 
 /// Marks an approved action running; `None` when it was not `APPROVED` (already running, or ended).
-pub async fn start(conn: &mut Conn, tenant_id: &str, id: Uuid, now: DateTime<Utc>) -> QueryResult<Option<Action>> {
+pub async fn start(
+    conn: &mut Conn,
+    tenant_id: &str,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Action>> {
     diesel::update(actions::table.find((tenant_id, id)))
         .filter(actions::status.eq(ActionStatus::Approved))
         .set((

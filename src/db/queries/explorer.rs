@@ -268,9 +268,17 @@ pub struct CopyRef {
 }
 
 /// Up to `limit` copies matching the hunt (in no particular order), for an action over a filter.
-pub async fn copies(conn: &mut Conn, tenant_id: &str, h: &Hunt, limit: i64) -> diesel::QueryResult<Vec<CopyRef>> {
-    let mut sql =
-        matching(tenant_id, h, "e.id, e.received_at, e.network_message_id, e.recipient, e.latest_delivery_location");
+pub async fn copies(
+    conn: &mut Conn,
+    tenant_id: &str,
+    h: &Hunt,
+    limit: i64,
+) -> diesel::QueryResult<Vec<CopyRef>> {
+    let mut sql = matching(
+        tenant_id,
+        h,
+        "e.id, e.received_at, e.network_message_id, e.recipient, e.latest_delivery_location",
+    );
     let n = sql.bind(Value::Int(limit));
     sql.text.push_str(&format!(" LIMIT {n}"));
     sql.query().load(conn).await

@@ -26,7 +26,9 @@ impl Loaders {
             Member::action(a),
             Memo::ActionIncident,
             |t, m| m.link.map(|id| IncidentKey { tenant: t.to_string(), id }),
-            |l, found: &HashMap<IncidentKey, models::Incident>| Some(l.register_incidents(tenant, found.values())),
+            |l, found: &HashMap<IncidentKey, models::Incident>| {
+                Some(l.register_incidents(tenant, found.values()))
+            },
         )
         .await
         .map(|(incident, _)| incident)
@@ -44,8 +46,9 @@ impl Loaders {
         let key_of = |t: &str, m: Member| {
             Some(ActionTargetsKey { tenant: t.to_string(), action: m.id, first, outcomes: outcomes.to_vec() })
         };
-        let (page, _) =
-            self.load_with_siblings(SetKind::Action, &a.tenant_id, Member::action(a), memo, key_of, |_, _| None).await?;
+        let (page, _) = self
+            .load_with_siblings(SetKind::Action, &a.tenant_id, Member::action(a), memo, key_of, |_, _| None)
+            .await?;
         Ok(page.unwrap_or_default())
     }
 }
@@ -74,7 +77,8 @@ impl Loader<PendingActionCountKey> for QueueLoader {
         let mut out = HashMap::new();
         for (tenant, ks) in group(keys, |k| k.tenant.clone()) {
             let ids: Vec<Uuid> = ks.iter().map(|k| k.incident).collect();
-            let found: HashMap<Uuid, i64> = q::pending_counts(&mut conn, &tenant, &ids).await?.into_iter().collect();
+            let found: HashMap<Uuid, i64> =
+                q::pending_counts(&mut conn, &tenant, &ids).await?.into_iter().collect();
             for k in ks {
                 let n = found.get(&k.incident).copied().unwrap_or(0);
                 out.insert(k, n);
@@ -107,7 +111,9 @@ impl Loader<IncidentActionsKey> for QueueLoader {
     ) -> Result<HashMap<IncidentActionsKey, Self::Value>, AppError> {
         let mut conn = self.conn().await?;
         let mut out = HashMap::new();
-        for ((tenant, first, statuses), ks) in group(keys, |k| (k.tenant.clone(), k.first, k.statuses.clone())) {
+        for ((tenant, first, statuses), ks) in
+            group(keys, |k| (k.tenant.clone(), k.first, k.statuses.clone()))
+        {
             let ids: Vec<Uuid> = ks.iter().map(|k| k.incident).collect();
             let rows = q::of_incidents(&mut conn, &tenant, &ids, &statuses, first + 1).await?;
             out.extend(pages(&ks, |k| k.incident, first, rows, |a| a.incident_id));
@@ -129,7 +135,10 @@ impl Loader<EmailActionsKey> for QueueLoader {
     type Value = Arc<Vec<models::Action>>;
     type Error = AppError;
 
-    async fn load(&self, keys: &[EmailActionsKey]) -> Result<HashMap<EmailActionsKey, Self::Value>, AppError> {
+    async fn load(
+        &self,
+        keys: &[EmailActionsKey],
+    ) -> Result<HashMap<EmailActionsKey, Self::Value>, AppError> {
         let mut conn = self.conn().await?;
         let mut out: HashMap<EmailActionsKey, Vec<models::Action>> = HashMap::new();
         for (tenant, ks) in group(keys, |k| k.tenant.clone()) {
@@ -159,10 +168,15 @@ impl Loader<ActionTargetsKey> for QueueLoader {
     type Value = Arc<ChildPage<q::TargetNow>>;
     type Error = AppError;
 
-    async fn load(&self, keys: &[ActionTargetsKey]) -> Result<HashMap<ActionTargetsKey, Self::Value>, AppError> {
+    async fn load(
+        &self,
+        keys: &[ActionTargetsKey],
+    ) -> Result<HashMap<ActionTargetsKey, Self::Value>, AppError> {
         let mut conn = self.conn().await?;
         let mut out = HashMap::new();
-        for ((tenant, first, outcomes), ks) in group(keys, |k| (k.tenant.clone(), k.first, k.outcomes.clone())) {
+        for ((tenant, first, outcomes), ks) in
+            group(keys, |k| (k.tenant.clone(), k.first, k.outcomes.clone()))
+        {
             let ids: Vec<Uuid> = ks.iter().map(|k| k.action).collect();
             let rows = q::targets(&mut conn, &tenant, &ids, &outcomes, None, first + 1).await?;
             out.extend(pages(&ks, |k| k.action, first, rows, |t| Some(t.target.action_id)));

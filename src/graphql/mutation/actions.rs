@@ -43,7 +43,13 @@ impl ActionsMutation {
 }
 
 impl ActionsMutation {
-    async fn decide(&self, ctx: &Context<'_>, id: ID, d: Decision, comment: Option<String>) -> GqlResult<Action> {
+    async fn decide(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        d: Decision,
+        comment: Option<String>,
+    ) -> GqlResult<Action> {
         let caller = caller(ctx)?;
         let id = parse_id(&id)?;
         Ok(Action(decide(&state(ctx).pool, caller, id, d, comment).await?))

@@ -6,7 +6,9 @@ use crate::auth::Role;
 use crate::db::queries::actions as q;
 use crate::error::{AppError, GqlResult};
 use crate::graphql::loaders::loaders;
-use crate::graphql::types::action::{Action, ActionFilterInput, ActionOrder, ActionPreview, RemediateEmailsInput};
+use crate::graphql::types::action::{
+    Action, ActionFilterInput, ActionOrder, ActionPreview, RemediateEmailsInput,
+};
 use crate::graphql::types::connection::{
     decode_time_after, encode_cursor, page_size, split_page, ActionConnection, TotalCount, ACTIONS_ASC_SCOPE,
     ACTIONS_DESC_SCOPE, DEFAULT_PAGE,
@@ -69,7 +71,11 @@ impl ActionsQuery {
 
     /// What `remediateEmails` with this input would act on now, without proposing anything: the
     /// preview an approver would see. Analysts and above.
-    async fn preview_remediation(&self, ctx: &Context<'_>, input: RemediateEmailsInput) -> GqlResult<ActionPreview> {
+    async fn preview_remediation(
+        &self,
+        ctx: &Context<'_>,
+        input: RemediateEmailsInput,
+    ) -> GqlResult<ActionPreview> {
         let caller = caller(ctx)?;
         let p = propose::preview(&state(ctx).pool, caller, input.proposal()?).await?;
         Ok(ActionPreview(p))

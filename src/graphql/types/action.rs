@@ -10,7 +10,8 @@ use crate::error::{AppError, AppResult, GqlResult};
 use crate::explorer::filter::EmailFilter;
 use crate::graphql::loaders::{loaders, ChildPage};
 use crate::graphql::types::connection::{
-    decode_cursor, encode_cursor, page_size, split_page, ActionTargetConnection, TotalCount, DEFAULT_NESTED_PAGE,
+    decode_cursor, encode_cursor, page_size, split_page, ActionTargetConnection, TotalCount,
+    DEFAULT_NESTED_PAGE,
 };
 use crate::graphql::types::email::Email;
 use crate::graphql::types::filters::OrderDirection;
@@ -68,7 +69,9 @@ impl ActionPreview {
     }
     /// Copies left out in all: already there, out of reach, or ids not found.
     async fn excluded_count(&self) -> i64 {
-        self.0.already_in_destination + self.0.not_remediable.iter().map(|l| l.count).sum::<i64>() + self.0.not_found
+        self.0.already_in_destination
+            + self.0.not_remediable.iter().map(|l| l.count).sum::<i64>()
+            + self.0.not_found
     }
     /// Ids named that are not copies of the tenant's 30-day store.
     async fn not_found(&self) -> i64 {
@@ -214,7 +217,11 @@ impl Action {
             if outcomes.is_empty() {
                 TotalCount::Known(i64::from(self.0.target_count))
             } else {
-                TotalCount::ActionTargets { tenant: tenant.to_string(), action: self.0.id, outcomes: Arc::new(outcomes) }
+                TotalCount::ActionTargets {
+                    tenant: tenant.to_string(),
+                    action: self.0.id,
+                    outcomes: Arc::new(outcomes),
+                }
             },
         ))
     }
@@ -255,7 +262,10 @@ impl ActionTarget {
     }
     /// The copy, while it is in the 30-day store.
     async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<Email>> {
-        let key = crate::graphql::loaders::EmailByIdKey { tenant: self.row.tenant_id.clone(), id: self.row.email_id };
+        let key = crate::graphql::loaders::EmailByIdKey {
+            tenant: self.row.tenant_id.clone(),
+            id: self.row.email_id,
+        };
         Ok(loaders(ctx).data().load_one(key).await?.map(Email::new))
     }
     /// Its network message id.
@@ -319,7 +329,8 @@ pub struct RemediateEmailsInput {
 impl RemediateEmailsInput {
     /// The proposal, ids parsed.
     pub fn proposal(self) -> AppResult<Proposal> {
-        let email_ids = self.email_ids.map(|ids| ids.iter().map(parse_id).collect::<AppResult<Vec<_>>>()).transpose()?;
+        let email_ids =
+            self.email_ids.map(|ids| ids.iter().map(parse_id).collect::<AppResult<Vec<_>>>()).transpose()?;
         Ok(Proposal {
             email_ids,
             filter: self.filter,

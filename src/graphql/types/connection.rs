@@ -512,34 +512,6 @@ pub async fn activity_of(
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_keep_to_their_list() {
-        let id = Uuid::now_v7();
-        let c = encode_cursor("incidents:SEVERITY:DESC", 3, id);
-        assert_eq!(decode_cursor("incidents:SEVERITY:DESC", &c).expect("decodes"), Keyset { key: 3, id });
-        assert!(decode_cursor("incidents:SEVERITY:ASC", &c).is_err());
-        assert!(decode_cursor("x", "not a cursor!").is_err());
-        // Forged times: before what PostgreSQL stores (about 250,000 BC), and after year 9999.
-        for key in [-8_000_000_000_000_000_000, 8_000_000_000_000_000_000, 254_000_000_000_000_000] {
-            assert!(decode_time_cursor("comments", &encode_cursor("comments", key, id)).is_err(), "{key}");
-        }
-        let real = encode_cursor("comments", 1_790_000_000_000_000, id);
-        assert!(decode_time_cursor("comments", &real).is_ok());
-    }
-
-    #[test]
-    fn page_size_is_checked_not_clamped() {
-        assert_eq!(page_size(None, 20).ok(), Some(20));
-        assert_eq!(page_size(Some(100), 20).ok(), Some(100));
-        assert!(page_size(Some(101), 20).is_err());
-        assert!(page_size(Some(-1), 20).is_err());
-    }
-}
-
 /// A page of an incident's actions (newest first): the first page through the loaders, batched over
 /// the incident's siblings; a later one on its own.
 pub async fn actions_of_incident(
@@ -573,7 +545,11 @@ pub async fn actions_of_incident(
                     loaders::Member::incident(incident),
                     loaders::Memo::IncidentActions(first, mask),
                     key_of,
-                    |l, found: &std::collections::HashMap<loaders::IncidentActionsKey, Arc<loaders::ChildPage<_>>>| {
+                    |l,
+                     found: &std::collections::HashMap<
+                        loaders::IncidentActionsKey,
+                        Arc<loaders::ChildPage<_>>,
+                    >| {
                         Some(l.register_actions(tenant, found.values().flat_map(|p| p.rows.iter())))
                     },
                 )
@@ -587,10 +563,16 @@ pub async fn actions_of_incident(
                 ..Default::default()
             };
             let mut conn = crate::graphql::state(ctx).pool.get().await.map_err(AppError::from)?;
-            let rows =
-                crate::db::queries::actions::page(&mut conn, tenant, &filter, false, Some((k.at, k.id)), first + 1)
-                    .await
-                    .map_err(AppError::from)?;
+            let rows = crate::db::queries::actions::page(
+                &mut conn,
+                tenant,
+                &filter,
+                false,
+                Some((k.at, k.id)),
+                first + 1,
+            )
+            .await
+            .map_err(AppError::from)?;
             let (rows, has_next) = split_page(rows, first);
             let set = loaders::loaders(ctx).register_actions(tenant, &rows);
             (Arc::new(loaders::ChildPage { rows, has_next }), Some(set))
@@ -611,4 +593,32 @@ pub async fn actions_of_incident(
         TotalCount::Actions { tenant: tenant.to_string(), filter: Arc::new(filter) },
     )
     .keeping(siblings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_keep_to_their_list() {
+        let id = Uuid::now_v7();
+        let c = encode_cursor("incidents:SEVERITY:DESC", 3, id);
+        assert_eq!(decode_cursor("incidents:SEVERITY:DESC", &c).expect("decodes"), Keyset { key: 3, id });
+        assert!(decode_cursor("incidents:SEVERITY:ASC", &c).is_err());
+        assert!(decode_cursor("x", "not a cursor!").is_err());
+        // Forged times: before what PostgreSQL stores (about 250,000 BC), and after year 9999.
+        for key in [-8_000_000_000_000_000_000, 8_000_000_000_000_000_000, 254_000_000_000_000_000] {
+            assert!(decode_time_cursor("comments", &encode_cursor("comments", key, id)).is_err(), "{key}");
+        }
+        let real = encode_cursor("comments", 1_790_000_000_000_000, id);
+        assert!(decode_time_cursor("comments", &real).is_ok());
+    }
+
+    #[test]
+    fn page_size_is_checked_not_clamped() {
+        assert_eq!(page_size(None, 20).ok(), Some(20));
+        assert_eq!(page_size(Some(100), 20).ok(), Some(100));
+        assert!(page_size(Some(101), 20).is_err());
+        assert!(page_size(Some(-1), 20).is_err());
+    }
 }

@@ -6,10 +6,12 @@ use crate::db::queries::emails;
 use crate::db::queries::explorer::{GroupBy, Hunt};
 use crate::domain::enums::*;
 use crate::error::{AppError, GqlResult};
-use crate::graphql::loaders::{self, EmailAlertsKey, EmailTimelineKey, EMAIL_ACTIONS_CAP, EMAIL_ALERTS_CAP, TIMELINE_CAP};
-use crate::graphql::types::action::Action;
+use crate::graphql::loaders::{
+    self, EmailAlertsKey, EmailTimelineKey, EMAIL_ACTIONS_CAP, EMAIL_ALERTS_CAP, TIMELINE_CAP,
+};
 use crate::graphql::require;
 use crate::graphql::state;
+use crate::graphql::types::action::Action;
 use crate::graphql::types::alert::Alert;
 use crate::graphql::types::connection::page_size_within;
 use crate::graphql::types::connection::{encode_cursor, PageInfo};
