@@ -60,11 +60,13 @@ pub async fn decide(
     }
     let note = comment("comment", note)?;
     let note = &note;
+    // A refusal is the transaction's value, not its error: what it found out (an action whose time
+    // ran out is expired on the spot) commits, then the caller gets the refusal.
     retry_transient(pool, "deciding an action", async move |conn: &mut Conn| {
         conn.transaction::<_, AppError, _>(async |conn| apply(conn, caller, id, decision, note.clone()).await)
             .await
     })
-    .await
+    .await?
 }
 
 async fn apply(
@@ -73,7 +75,7 @@ async fn apply(
     id: Uuid,
     decision: Decision,
     note: Option<String>,
-) -> AppResult<Action> {
+) -> AppResult<AppResult<Action>> {
     let now = Utc::now();
     let tid = caller.tenant_id.as_str();
     let Some(current) = q::find(conn, tid, id).await? else {
@@ -98,7 +100,7 @@ async fn apply(
     }
     let Some(action) = q::decide(conn, tid, id, decision.to(), &caller.sub, note.as_deref(), now).await?
     else {
-        return Err(refused(conn, tid, current, now).await?);
+        return Ok(Err(refused(conn, tid, current, now).await?));
     };
     let mut notes = Notes::default();
     let mut message = format!(
@@ -119,7 +121,7 @@ async fn apply(
         }
     }
     notes.write(conn, tid, now).await?;
-    Ok(action)
+    Ok(Ok(action))
 }
 
 /// Why a decision did not apply: the action was decided (or ended) already, or its time ran out, in

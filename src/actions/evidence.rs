@@ -19,16 +19,18 @@ fn names(s: &[R]) -> Vec<&'static str> {
 /// The action waits for approval.
 pub async fn pending(conn: &mut Conn, a: &Action) -> diesel::QueryResult<usize> {
     let only = names(&OPEN);
-    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(R::PendingApproval.as_str()), &[], &only).await
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(R::PendingApproval.as_str()), &[], &only, false)
+        .await
 }
 
 /// The action is running.
 pub async fn running(conn: &mut Conn, a: &Action) -> diesel::QueryResult<usize> {
     let only = names(&OPEN);
-    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(R::Running.as_str()), &[], &only).await
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(R::Running.as_str()), &[], &only, false).await
 }
 
-/// The action ended without running (`status`: rejected, cancelled, expired, already remediated).
+/// The action ended without running (`status`: rejected, cancelled, expired, already remediated);
+/// copies another pending action targets keep `PENDING_APPROVAL`.
 pub async fn ended_undecided(
     conn: &mut Conn,
     a: &Action,
@@ -39,8 +41,17 @@ pub async fn ended_undecided(
         ActionStatus::AlreadyRemediated => R::Remediated,
         _ => R::Unremediated,
     };
-    q::evidence_follow(conn, &a.tenant_id, a.id, &[], Some(to.as_str()), &[], &[R::PendingApproval.as_str()])
-        .await
+    q::evidence_follow(
+        conn,
+        &a.tenant_id,
+        a.id,
+        &[],
+        Some(to.as_str()),
+        &[],
+        &[R::PendingApproval.as_str()],
+        true,
+    )
+    .await
 }
 
 /// The copies `email_ids` of a running action got their outcomes.
@@ -50,5 +61,5 @@ pub async fn outcomes(conn: &mut Conn, a: &Action, email_ids: &[Uuid]) -> diesel
     }
     let map: Vec<(&str, &str)> =
         ActionOutcome::ALL.iter().map(|o| (o.as_str(), evidence_status(*o).as_str())).collect();
-    q::evidence_follow(conn, &a.tenant_id, a.id, email_ids, None, &map, &[]).await
+    q::evidence_follow(conn, &a.tenant_id, a.id, email_ids, None, &map, &[], false).await
 }

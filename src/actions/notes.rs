@@ -45,8 +45,10 @@ impl Notes {
     ) {
         let after = action.status;
         let mut fields = vec!["status"];
-        if before.is_some_and(|b| b == ActionStatus::Pending) || before.is_none() {
-            fields.push("decidedBy");
+        let decided =
+            matches!(after, ActionStatus::Approved | ActionStatus::Rejected | ActionStatus::Cancelled);
+        if decided && before.is_none_or(|b| b == ActionStatus::Pending) {
+            fields.extend(["decidedBy", "decidedAt", "decisionComment"]);
         }
         self.events.push(NewEvent::action_changed(
             action.id,

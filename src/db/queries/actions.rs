@@ -311,8 +311,11 @@ pub async fn move_copies(
 
 /// Sets the remediation status of the e-mail evidence naming the targets of an action (those among
 /// `email_ids`; all when empty): `fixed` when given, else the status `by_outcome` maps the target's
-/// outcome to. `only`: only evidence now in one of these statuses (any when empty). An evidence names a
-/// copy by its entity key, `EMAIL:<network message id>:<recipient>` (`domain::email::entity_key`).
+/// outcome to. `only`: only evidence now in one of these statuses (any when empty). `unless_pending`:
+/// leave out copies another pending action targets (their evidence still waits for that one). An
+/// evidence names a copy by its entity key, `EMAIL:<network message id>:<recipient>`
+/// (`domain::email::entity_key`).
+#[allow(clippy::too_many_arguments)]
 pub async fn evidence_follow(
     conn: &mut Conn,
     tenant_id: &str,
@@ -321,6 +324,7 @@ pub async fn evidence_follow(
     fixed: Option<&str>,
     by_outcome: &[(&str, &str)],
     only: &[&str],
+    unless_pending: bool,
 ) -> QueryResult<usize> {
     prepared::sql(
         "UPDATE evidence ev SET remediation_status = s.status \
@@ -328,7 +332,11 @@ pub async fn evidence_follow(
                    COALESCE($4, (SELECT m.status FROM unnest($5::text[], $6::text[]) AS m(outcome, status) \
                                  WHERE m.outcome = t.outcome)) AS status \
                FROM action_targets t WHERE t.tenant_id = $1 AND t.action_id = $2 \
-                 AND (cardinality($3::uuid[]) = 0 OR t.email_id = ANY($3::uuid[]))) s \
+                 AND (cardinality($3::uuid[]) = 0 OR t.email_id = ANY($3::uuid[])) \
+                 AND NOT ($8 AND EXISTS ( \
+                     SELECT 1 FROM action_targets o JOIN actions oa \
+                         ON oa.tenant_id = o.tenant_id AND oa.id = o.action_id AND oa.status = 'PENDING' \
+                     WHERE o.tenant_id = $1 AND o.email_id = t.email_id AND o.action_id <> $2))) s \
          WHERE s.status IS NOT NULL AND ev.tenant_id = $1 AND ev.kind = 'EMAIL' \
            AND ev.entity_key = 'EMAIL:' || s.network_message_id || ':' || s.recipient \
            AND ev.remediation_status <> s.status \
@@ -341,6 +349,7 @@ pub async fn evidence_follow(
     .bind::<Array<Text>, _>(column(by_outcome, |m| m.0))
     .bind::<Array<Text>, _>(column(by_outcome, |m| m.1))
     .bind::<Array<Text>, _>(only)
+    .bind::<Bool, _>(unless_pending)
     .execute(conn)
     .await
 }

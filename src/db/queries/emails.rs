@@ -375,7 +375,7 @@ pub async fn update_copies(conn: &mut Conn, rows: &[Email]) -> QueryResult<usize
     .await
 }
 
-/// Moves learned copies (and their timelines) to the receive time a mail-flow record gives them; the
+/// Moves learned copies (and their timelines, and the action targets naming them) to the receive time a mail-flow record gives them; the
 /// learned original-delivery events go, as the record brings the real one.
 pub async fn move_copies(
     conn: &mut Conn,
@@ -404,6 +404,10 @@ pub async fn move_copies(
         "UPDATE emails e SET received_at = m.new_at \
          FROM unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS m(id, old_at, new_at) \
          WHERE e.tenant_id = $1 AND e.id = m.id AND e.received_at = m.old_at",
+        // Actions name their copies by (id, receive time) too.
+        "UPDATE action_targets t SET received_at = m.new_at \
+         FROM unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS m(id, old_at, new_at) \
+         WHERE t.tenant_id = $1 AND t.email_id = m.id AND t.received_at = m.old_at",
     ] {
         prepared::sql(statement)
             .bind::<Text, _>(tenant_id)
