@@ -200,14 +200,13 @@ async fn statements_do_not_grow_with_the_page_size() {
     assert!(large <= 3, "{large} statements: {large_log:#?}");
     // Actions: a page with each one's incident and first targets (each target with where its copy is now).
     let analyst = app.token(t, "ann@contoso.com", &[Role::Analyst]);
-    let incident_ids: Vec<String> = app
-        .ok(&token, "{ incidents(first: 5) { nodes { id } } }", json!({}))
-        .await["incidents"]["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n["id"].as_str().map(str::to_string))
-        .collect();
+    let incident_ids: Vec<String> =
+        app.ok(&token, "{ incidents(first: 5) { nodes { id } } }", json!({})).await["incidents"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["id"].as_str().map(str::to_string))
+            .collect();
     assert!(!incident_ids.is_empty());
     for (n, id) in ids.iter().enumerate() {
         let incident = &incident_ids[n % incident_ids.len()];

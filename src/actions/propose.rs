@@ -242,13 +242,18 @@ async fn propose(
     Ok(action)
 }
 
+/// Runs an action's job may take. A run fails only when the database is unavailable (every step is a
+/// transaction that can be repeated), and giving up would leave targets unmoved: with the runner's
+/// backoff capped at 5 minutes this keeps trying for about three days.
+pub const RUN_ATTEMPTS: i32 = 1_000;
+
 /// Queues the job that runs an approved action (once: the job's dedupe key is the action's id).
 pub async fn enqueue(conn: &mut Conn, action: &Action, now: DateTime<Utc>) -> AppResult<()> {
     let job = jobs::NewJob {
         tenant_id: action.tenant_id.clone(),
         kind: JOB_KIND.to_string(),
         payload: serde_json::json!({ "actionId": action.id }),
-        max_attempts: crate::jobs::DEFAULT_MAX_ATTEMPTS,
+        max_attempts: RUN_ATTEMPTS,
         run_at: now,
         dedupe_key: Some(action.id.to_string()),
     };
