@@ -1960,3 +1960,34 @@ async fn bad_input_is_refused_with_bad_user_input() {
         .expect("item");
     assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{v:#}");
 }
+
+#[tokio::test]
+async fn an_action_whose_job_failed_for_good_ends_with_its_open_targets_failed() {
+    let app = TestApp::new().await;
+    let t = team(&app, TENANT);
+    let (ids, _) =
+        copies(&app, &t.gw, &[("s-1", "a@contoso.com", "INBOX"), ("s-2", "b@contoso.com", "INBOX")]).await;
+    let a = propose(&app, &t.analyst, ids_input(&ids, "SOFT_DELETE")).await;
+    let id = id_of(&a);
+    decide(&app, &t.responder, "approve", &id, None).await;
+    // No runner here: the job waits. Its attempts spent (a database down for days), it fails for good.
+    let failed = sql(
+        &app,
+        &format!("UPDATE jobs SET status = 'FAILED', last_error = 'test' WHERE kind = 'ACTION' AND dedupe_key = '{id}'"),
+    )
+    .await;
+    assert_eq!(failed, 1);
+    let ended = parapet::actions::stranded::sweep(&app.state.pool, Utc::now()).await.expect("sweep");
+    assert_eq!(ended, 1);
+    let a = action(&app, &t.reader, &id).await;
+    assert_eq!(a["status"], "FAILED", "{a:#}");
+    assert_eq!(a["failedCount"], 2);
+    assert_eq!(a["openTargetCount"], 0);
+    assert!(a["completedAt"].is_string());
+    for e in &ids {
+        assert_eq!(location(&app, &t.reader, e).await, "INBOX", "nothing moved");
+    }
+    // Once ended, a sweep finds nothing more.
+    let again = parapet::actions::stranded::sweep(&app.state.pool, Utc::now()).await.expect("sweep");
+    assert_eq!(again, 0);
+}

@@ -42,8 +42,10 @@ CREATE INDEX actions_created ON actions (tenant_id, created_at DESC, id DESC);
 CREATE INDEX actions_status ON actions (tenant_id, status, created_at DESC, id DESC);
 CREATE INDEX actions_incident ON actions (tenant_id, incident_id, created_at DESC, id DESC)
     WHERE incident_id IS NOT NULL;
--- The expiry sweep's work.
+-- The sweep's work: pending actions by deadline, and actions approved or running (whose job may have
+-- failed for good).
 CREATE INDEX actions_pending_expiry ON actions (expires_at) WHERE status = 'PENDING';
+CREATE INDEX actions_active ON actions (created_at) WHERE status IN ('APPROVED', 'RUNNING');
 
 -- One row per copy an action acts on. A target's outcome is written in the transaction that moves the
 -- copy, and only while it is null: whoever runs the action, however often, a copy moves once.

@@ -54,6 +54,13 @@ pub async fn ended_undecided(
     .await
 }
 
+/// Every target of an action has its outcome (an action ended without a run of its own).
+pub async fn outcomes_of_all(conn: &mut Conn, a: &Action) -> diesel::QueryResult<usize> {
+    let map: Vec<(&str, &str)> =
+        ActionOutcome::ALL.iter().map(|o| (o.as_str(), evidence_status(*o).as_str())).collect();
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], None, &map, &[], false).await
+}
+
 /// The copies `email_ids` of a running action got their outcomes.
 pub async fn outcomes(conn: &mut Conn, a: &Action, email_ids: &[Uuid]) -> diesel::QueryResult<usize> {
     if email_ids.is_empty() {

@@ -1,4 +1,5 @@
-//! Pending actions expire after 7 days without a decision. Every replica sweeps once a minute; each
+//! Pending actions expire after 7 days without a decision (and the same sweep ends actions whose job
+//! failed for good, `stranded`). Every replica sweeps once a minute; each
 //! expiry is a conditional update of a still-pending row (`SKIP LOCKED`), so replicas share the work
 //! and none expires an action twice. A decision arriving after the time ran out expires it on the spot.
 
@@ -76,6 +77,11 @@ pub fn spawn(pool: Pool) -> tokio::task::JoinHandle<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "pending actions expired"),
                 Err(e) => tracing::warn!(error = ?e, "expiring pending actions failed; next sweep retries"),
+            }
+            match super::stranded::sweep(&pool, Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(ended = n, "actions whose job failed for good were ended"),
+                Err(e) => tracing::warn!(error = ?e, "ending stranded actions failed; next sweep retries"),
             }
         }
     })

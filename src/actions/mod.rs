@@ -12,6 +12,7 @@ pub mod notes;
 pub mod propose;
 pub mod reevaluate;
 pub mod run;
+pub mod stranded;
 
 /// The job kind that runs an action; its payload is `{"actionId": "<uuid>"}`, its dedupe key the id.
 pub const JOB_KIND: &str = "ACTION";

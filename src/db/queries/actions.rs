@@ -148,8 +148,8 @@ pub async fn start(
         .optional()
 }
 
-/// Ends a running action in `to` once no target is open; `None` when it was not running or a target
-/// is still open.
+/// Ends a running (or approved, never started) action in `to` once no target is open; `None` when it
+/// was neither or a target is still open.
 pub async fn finish(
     conn: &mut Conn,
     tenant_id: &str,
@@ -158,7 +158,7 @@ pub async fn finish(
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Action>> {
     diesel::update(actions::table.find((tenant_id, id)))
-        .filter(actions::status.eq(ActionStatus::Running))
+        .filter(actions::status.eq_any([ActionStatus::Running, ActionStatus::Approved]))
         .filter(diesel::dsl::not(diesel::dsl::exists(
             action_targets::table
                 .filter(action_targets::tenant_id.eq(tenant_id))
@@ -170,6 +170,44 @@ pub async fn finish(
         .get_result(conn)
         .await
         .optional()
+}
+
+/// Up to `limit` actions (of any tenant) approved or running whose job failed for good: nothing will
+/// run them any more.
+pub async fn stranded(conn: &mut Conn, limit: i64) -> QueryResult<Vec<Action>> {
+    prepared::sql(
+        "SELECT a.* FROM actions a \
+         JOIN jobs j ON j.tenant_id = a.tenant_id AND j.kind = 'ACTION' AND j.dedupe_key = a.id::text \
+         WHERE a.status IN ('APPROVED', 'RUNNING') AND j.status = 'FAILED' \
+         ORDER BY a.created_at LIMIT $1",
+    )
+    .bind::<Int8, _>(limit)
+    .load(conn)
+    .await
+}
+
+/// Gives every open target of an action the outcome `FAILED` and counts them; returns the action as it
+/// now is (`None`: not approved or running).
+pub async fn fail_open_targets(
+    conn: &mut Conn,
+    tenant_id: &str,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Action>> {
+    prepared::sql(
+        "WITH f AS ( \
+             UPDATE action_targets SET outcome = 'FAILED', executed_at = $3 \
+             WHERE tenant_id = $1 AND action_id = $2 AND outcome IS NULL RETURNING 1) \
+         UPDATE actions SET failed_count = failed_count + (SELECT count(*) FROM f), updated_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND status IN ('APPROVED', 'RUNNING') \
+         RETURNING *",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<SqlUuid, _>(id)
+    .bind::<Timestamptz, _>(now)
+    .load(conn)
+    .await
+    .map(|rows: Vec<Action>| rows.into_iter().next())
 }
 
 /// A target an execution step claimed, with where its copy is now (`None`: the copy is gone).
@@ -192,7 +230,9 @@ pub struct Claimed {
     pub location: Option<String>,
 }
 
-/// Claims up to `limit` open targets of an action and locks their copies until the transaction ends.
+/// Claims up to `limit` open targets of an action and locks their copies until the transaction ends
+/// (each copy by its key, in a lateral subquery: a join of the two sets was planned as a nested loop
+/// over both, a million comparisons per step of 1,000).
 /// Targets another transaction holds are skipped (it will write their outcomes); a claimed target's
 /// outcome is still null, so whatever this transaction commits for it is its only outcome.
 pub async fn claim_open(
@@ -205,14 +245,11 @@ pub async fn claim_open(
         "WITH t AS ( \
              SELECT email_id, received_at, network_message_id, recipient FROM action_targets \
              WHERE tenant_id = $1 AND action_id = $2 AND outcome IS NULL \
-             ORDER BY email_id LIMIT $3 FOR UPDATE SKIP LOCKED), \
-         e AS ( \
-             SELECT e.id, e.received_at, e.latest_delivery_location FROM emails e JOIN t \
-                 ON e.tenant_id = $1 AND e.id = t.email_id AND e.received_at = t.received_at \
-             ORDER BY e.id FOR UPDATE OF e) \
-         SELECT t.email_id, t.received_at, t.network_message_id, t.recipient, \
-             e.latest_delivery_location AS location \
-         FROM t LEFT JOIN e ON e.id = t.email_id AND e.received_at = t.received_at \
+             ORDER BY email_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         SELECT t.email_id, t.received_at, t.network_message_id, t.recipient, c.location \
+         FROM t LEFT JOIN LATERAL ( \
+             SELECT e.latest_delivery_location AS location FROM emails e \
+             WHERE e.tenant_id = $1 AND e.id = t.email_id AND e.received_at = t.received_at FOR UPDATE) c ON true \
          ORDER BY t.email_id",
     )
     .bind::<Text, _>(tenant_id)
