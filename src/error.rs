@@ -124,7 +124,14 @@ enum Busy {
 
 /// Recognises PostgreSQL's transient failures by their message (the driver passes no SQLSTATE on).
 fn transient_kind(message: &str) -> Option<Busy> {
-    const RETRY: [&str; 3] = ["deadlock detected", "could not serialize access", "out of shared memory"];
+    // A row moved to another partition under a concurrent update (a learned copy given its real receive
+    // time) is a collision like the others: rolled back, and a new attempt finds the row where it is.
+    const RETRY: [&str; 4] = [
+        "deadlock detected",
+        "could not serialize access",
+        "out of shared memory",
+        "moved to another partition",
+    ];
     if RETRY.iter().any(|m| message.contains(m)) {
         return Some(Busy::Retry);
     }

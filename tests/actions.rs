@@ -1991,3 +1991,43 @@ async fn an_action_whose_job_failed_for_good_ends_with_its_open_targets_failed()
     let again = parapet::actions::stranded::sweep(&app.state.pool, Utc::now()).await.expect("sweep");
     assert_eq!(again, 0);
 }
+
+#[tokio::test]
+async fn merging_incidents_brings_their_actions_along() {
+    let app = TestApp::new().await;
+    let t = team(&app, TENANT);
+    let (ids, _) =
+        copies(&app, &t.gw, &[("mg-1", "a@contoso.com", "INBOX"), ("mg-2", "b@contoso.com", "INBOX")]).await;
+    let (_, first) = incident_naming(&app, &t.gw, "merge-a", &[("mg-1", "a@contoso.com")]).await;
+    let (_, second) = incident_naming(&app, &t.gw, "merge-b", &[("mg-2", "b@contoso.com")]).await;
+    assert_ne!(first, second, "two incidents");
+    for (id, incident) in [(&ids[0], &first), (&ids[1], &second)] {
+        let mut input = ids_input(std::slice::from_ref(id), "SOFT_DELETE");
+        input["incidentId"] = json!(incident);
+        propose(&app, &t.analyst, input).await;
+    }
+    let merged = app
+        .ok(
+            &t.analyst,
+            "mutation($i: [ID!]!) { mergeIncidents(incidentIds: $i, comment: \"same campaign\") { id } }",
+            json!({ "i": [first, second] }),
+        )
+        .await["mergeIncidents"]["id"]
+        .as_str()
+        .expect("survivor")
+        .to_string();
+    let gone = if merged == first { &second } else { &first };
+    assert_eq!(pending_count(&app, &t.reader, &merged).await, 2, "the survivor holds both pending actions");
+    assert_eq!(pending_count(&app, &t.reader, gone).await, 0);
+    let d = app
+        .ok(
+            &t.reader,
+            "query($id: ID!) { incident(id: $id) { actions { totalCount nodes { incidentId } } } }",
+            json!({ "id": merged }),
+        )
+        .await;
+    assert_eq!(d["incident"]["actions"]["totalCount"], 2, "{d:#}");
+    for a in d["incident"]["actions"]["nodes"].as_array().expect("nodes") {
+        assert_eq!(a["incidentId"], json!(merged));
+    }
+}

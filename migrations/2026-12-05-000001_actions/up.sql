@@ -46,6 +46,8 @@ CREATE INDEX actions_incident ON actions (tenant_id, incident_id, created_at DES
 -- failed for good).
 CREATE INDEX actions_pending_expiry ON actions (expires_at) WHERE status = 'PENDING';
 CREATE INDEX actions_active ON actions (created_at) WHERE status IN ('APPROVED', 'RUNNING');
+-- Pending actions by id within a tenant: what re-evaluation joins every mail-flow batch's targets to.
+CREATE INDEX actions_pending ON actions (tenant_id, id) WHERE status = 'PENDING';
 
 -- One row per copy an action acts on. A target's outcome is written in the transaction that moves the
 -- copy, and only while it is null: whoever runs the action, however often, a copy moves once.

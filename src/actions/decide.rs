@@ -78,6 +78,7 @@ async fn apply(
 ) -> AppResult<AppResult<Action>> {
     let now = Utc::now();
     let tid = caller.tenant_id.as_str();
+    q::tenant_lock(conn, super::lock(tid), true).await?;
     let Some(current) = q::find(conn, tid, id).await? else {
         return Err(AppError::NotFound(format!("no action {id}")));
     };
@@ -134,7 +135,7 @@ async fn refused(
 ) -> AppResult<AppError> {
     let latest = q::find(conn, tid, current.id).await?.unwrap_or(current);
     if latest.status == ActionStatus::Pending && latest.expires_at <= now {
-        super::expiry::expire_in(conn, tid, now).await?;
+        super::expiry::expire_in(conn, tid, Some(latest.id), now).await?;
         return Ok(AppError::Conflict(format!(
             "action {} expired at {} without a decision",
             latest.id,

@@ -58,7 +58,10 @@ pub async fn ended_undecided(
 pub async fn outcomes_of_all(conn: &mut Conn, a: &Action) -> diesel::QueryResult<usize> {
     let map: Vec<(&str, &str)> =
         ActionOutcome::ALL.iter().map(|o| (o.as_str(), evidence_status(*o).as_str())).collect();
-    q::evidence_follow(conn, &a.tenant_id, a.id, &[], None, &map, &[], false).await
+    // Only evidence this action left running or waiting: another action may have settled it since.
+    let mut only = names(&OPEN);
+    only.push(R::Running.as_str());
+    q::evidence_follow(conn, &a.tenant_id, a.id, &[], None, &map, &only, false).await
 }
 
 /// The copies `email_ids` of a running action got their outcomes.

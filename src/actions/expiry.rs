@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How often each replica sweeps.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -43,26 +44,35 @@ async fn record(conn: &mut Conn, expired: Vec<Action>, now: DateTime<Utc>) -> Ap
     Ok(n)
 }
 
-/// Expires the tenant's pending actions whose time ran out, in the caller's transaction.
-pub async fn expire_in(conn: &mut Conn, tenant_id: &str, now: DateTime<Utc>) -> AppResult<usize> {
-    let expired = q::expire_due(conn, Some(tenant_id), now, BATCH).await?;
+/// Expires the tenant's pending actions whose time ran out (`only`: just this one), in the caller's
+/// transaction, which holds the tenant's action lock.
+pub async fn expire_in(
+    conn: &mut Conn,
+    tenant_id: &str,
+    only: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
+    let expired = q::expire_due(conn, Some(tenant_id), only, now, BATCH).await?;
     record(conn, expired, now).await
 }
 
-/// Expires every pending action whose time ran out at `now`; returns how many.
+/// Expires every pending action whose time ran out at `now`, one transaction per tenant and batch (a
+/// tenant's outbox lock is never held for another's work); returns how many.
 pub async fn sweep(pool: &Pool, now: DateTime<Utc>) -> AppResult<usize> {
     let mut total = 0;
     loop {
         let mut conn = pool.get().await?;
-        let n = conn
-            .transaction::<_, AppError, _>(async |conn| {
-                let expired = q::expire_due(conn, None, now, BATCH).await?;
-                record(conn, expired, now).await
-            })
-            .await?;
-        total += n;
-        if i64::try_from(n).unwrap_or(0) < BATCH {
+        let tenants = q::tenants_with_due(&mut conn, now, 100).await?;
+        if tenants.is_empty() {
             return Ok(total);
+        }
+        for tenant in &tenants {
+            total += conn
+                .transaction::<_, AppError, _>(async |conn| {
+                    q::tenant_lock(conn, super::lock(tenant), true).await?;
+                    expire_in(conn, tenant, None, now).await
+                })
+                .await?;
         }
     }
 }

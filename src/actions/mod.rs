@@ -14,5 +14,11 @@ pub mod reevaluate;
 pub mod run;
 pub mod stranded;
 
+/// The tenant's action lock (`db::queries::actions::tenant_lock`): taken first by every transaction
+/// that proposes, decides, expires or re-evaluates the tenant's actions, so they never deadlock on it.
+pub fn lock(tenant_id: &str) -> i64 {
+    crate::domain::locks::lock_id(tenant_id, "ACTIONS", "")
+}
+
 /// The job kind that runs an action; its payload is `{"actionId": "<uuid>"}`, its dedupe key the id.
 pub const JOB_KIND: &str = "ACTION";

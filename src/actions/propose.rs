@@ -129,14 +129,16 @@ async fn candidates(
         }
         Selection::Hunt(h) => {
             let cap = i64::try_from(MAX_FILTER_COPIES).unwrap_or(i64::MAX);
-            let rows = xq::copies(conn, tenant_id, h, cap + 1).await?;
-            if rows.len() > MAX_FILTER_COPIES {
-                let n = xq::exact_count(conn, tenant_id, h).await?;
+            // Counted first, and only to one past the cap: a filter matching millions costs no more.
+            if xq::count_to(conn, tenant_id, h, cap + 1).await? > cap {
+                let (n, estimate) = hunt::count(conn, tenant_id, h).await?;
+                let n = if estimate { format!("about {n}") } else { n.to_string() };
                 return Err(AppError::bad(format!(
-                    "the filter matches {n} copies; an action may act on at most {MAX_FILTER_COPIES}: narrow it \
-                     (a shorter time range, a sender, a subject)"
+                    "the filter matches more than {MAX_FILTER_COPIES} copies ({n}); an action may act on at most \
+                     {MAX_FILTER_COPIES}: narrow it (a shorter time range, a sender, a subject)"
                 )));
             }
+            let rows = xq::copies(conn, tenant_id, h, cap).await?;
             let found = rows
                 .into_iter()
                 .map(|e| {
@@ -172,6 +174,7 @@ async fn propose(
 ) -> AppResult<Action> {
     let now = Utc::now();
     let tid = caller.tenant_id.as_str();
+    q::tenant_lock(conn, super::lock(tid), true).await?;
     tenants::ensure(conn, tid).await?;
     let four_eyes = tenants::get(conn, tid).await?.four_eyes;
     if let Some(id) = p.incident_id {

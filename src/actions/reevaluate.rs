@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// Re-evaluates the pending actions targeting the tenant's copies `email_ids`, which may have moved,
-/// adding what changed to `notes`.
+/// adding what changed to `notes`. The caller holds the tenant's action lock (`super::lock`, shared),
+/// taken first in its transaction.
 pub async fn after_moves(
     conn: &mut Conn,
     tenant_id: &str,

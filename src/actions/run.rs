@@ -10,6 +10,7 @@ use super::notes::{type_label, Notes};
 use super::{evidence, mailbox, reevaluate};
 use crate::db::models::Action;
 use crate::db::queries::actions as q;
+use crate::db::retry::retry_transient;
 use crate::db::{Conn, Pool};
 use crate::domain::actions::Counts;
 use crate::domain::activity::SYSTEM_ACTOR;
@@ -41,12 +42,15 @@ pub async fn run(pool: &Pool, job: &Job) -> Result<(), JobError> {
         .as_str()
         .and_then(|s| s.parse::<Uuid>().ok())
         .ok_or_else(|| JobError::Fatal(format!("job {} names no action", job.id)))?;
+    let tenant = job.tenant_id.as_str();
     loop {
-        let mut conn = pool.get().await.map_err(|e| job_error(e.into()))?;
-        let next = conn
-            .transaction::<_, AppError, _>(async |conn| step(conn, &job.tenant_id, id).await)
-            .await
-            .map_err(job_error)?;
+        // A step that collided (a deadlock with a mail-flow batch) runs again at once, not a whole
+        // job retry later.
+        let next = retry_transient(pool, "an action step", async |conn: &mut Conn| {
+            conn.transaction::<_, AppError, _>(async |conn| step(conn, tenant, id).await).await
+        })
+        .await
+        .map_err(job_error)?;
         if let Next::Done = next {
             return Ok(());
         }
@@ -55,6 +59,7 @@ pub async fn run(pool: &Pool, job: &Job) -> Result<(), JobError> {
 
 async fn step(conn: &mut Conn, tenant_id: &str, id: Uuid) -> Result<Next, AppError> {
     let now = Utc::now();
+    q::tenant_lock(conn, super::lock(tenant_id), false).await?;
     let Some(action) = q::find(conn, tenant_id, id).await? else {
         return Err(AppError::NotFound(format!("action {id} no longer exists")));
     };

@@ -46,6 +46,12 @@ pub async fn merge_into(
     let moved_ids =
         q::move_all_alerts(conn, &tid, source.id, target.id, CorrelationKind::Merged, &matched, now).await?;
     q::redirect_incident(conn, &tid, source.id, target.id, actor, now).await?;
+    // Its remediation actions (pending ones included) follow its alerts.
+    let moved_actions =
+        crate::db::queries::actions::move_to_incident(conn, &tid, source.id, target.id).await?;
+    if moved_actions > 0 {
+        events.push(NewEvent::incident_changed(target.id, actor, &["actions", "pendingActionCount"]));
+    }
     for a in &moved_ids {
         events.push(NewEvent::alert_correlated(target.id, *a, actor, CorrelationKind::Merged, shared));
     }

@@ -107,6 +107,9 @@ async fn write_batch(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Applied>> {
     q::learn_lock(conn, learn_lock(tid), false).await?;
+    // Shared with other batches; a proposal or decision on the tenant's actions waits for it (and the
+    // batch for them), so a pending action never misses a move this batch makes.
+    crate::db::queries::actions::tenant_lock(conn, crate::actions::lock(tid), false).await?;
     q::plan_each_statement(conn).await?;
     let nmids: Vec<String> = good.iter().map(|p| p.network_message_id.clone()).collect();
     let recipients: Vec<String> = good.iter().map(|p| p.recipient.clone()).collect();

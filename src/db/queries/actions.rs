@@ -46,6 +46,30 @@ pub struct NewTarget {
     pub location: DeliveryLocation,
 }
 
+/// Takes the tenant's action lock until the transaction ends: exclusive for what proposes or ends
+/// pending actions (proposals, decisions, expiry), shared for what re-evaluates them as copies move
+/// (mail-flow batches, runs). A proposal then never misses a move committed while it read its copies,
+/// and two pending actions on one copy never both end believing the other still waits.
+pub async fn tenant_lock(conn: &mut Conn, lock: i64, exclusive: bool) -> QueryResult<()> {
+    let statement = if exclusive {
+        "SELECT pg_advisory_xact_lock($1)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1)"
+    };
+    prepared::sql(statement).bind::<Int8, _>(lock).execute(conn).await?;
+    Ok(())
+}
+
+/// Moves an incident's actions to another incident (a merge); returns how many moved.
+pub async fn move_to_incident(conn: &mut Conn, tenant_id: &str, from: Uuid, to: Uuid) -> QueryResult<usize> {
+    diesel::update(actions::table)
+        .filter(actions::tenant_id.eq(tenant_id))
+        .filter(actions::incident_id.eq(from))
+        .set(actions::incident_id.eq(to))
+        .execute(conn)
+        .await
+}
+
 /// Stores an action.
 pub async fn insert(conn: &mut Conn, row: &Action) -> QueryResult<()> {
     diesel::insert_into(actions::table).values(row).execute(conn).await?;
@@ -446,6 +470,19 @@ pub async fn flip_at_destination(
     if flips.is_empty() {
         return Ok(vec![]);
     }
+    // The actions' rows in id order first: two transactions flipping the same actions never lock them
+    // in opposite orders.
+    let mut ids: Vec<Uuid> = flips.iter().map(|f| f.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    prepared::sql(
+        "SELECT id FROM actions WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status = 'PENDING' \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind::<Text, _>(tenant_id)
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .load::<prepared::IdRow>(conn)
+    .await?;
     let rows: Vec<Done> = prepared::sql(
         "WITH f AS ( \
              UPDATE action_targets t SET at_destination = u.there \
@@ -474,6 +511,18 @@ struct Done {
     id: Uuid,
     #[diesel(sql_type = Bool)]
     done: bool,
+}
+
+/// Tenants with pending actions whose time ran out at `now` (at most `limit`).
+pub async fn tenants_with_due(conn: &mut Conn, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<String>> {
+    actions::table
+        .filter(actions::status.eq(ActionStatus::Pending))
+        .filter(actions::expires_at.le(now))
+        .select(actions::tenant_id)
+        .distinct()
+        .limit(limit)
+        .load(conn)
+        .await
 }
 
 /// Ends pending actions whose targets are all at their destination: `ALREADY_REMEDIATED`, every target
@@ -522,13 +571,14 @@ pub async fn already_remediated(
 pub async fn expire_due(
     conn: &mut Conn,
     tenant_id: Option<&str>,
+    only: Option<Uuid>,
     now: DateTime<Utc>,
     limit: i64,
 ) -> QueryResult<Vec<Action>> {
     prepared::sql(
         "UPDATE actions a SET status = 'EXPIRED', completed_at = $1, updated_at = $1 \
          FROM (SELECT tenant_id, id FROM actions WHERE status = 'PENDING' AND expires_at <= $1 \
-                 AND ($3::text IS NULL OR tenant_id = $3) \
+                 AND ($3::text IS NULL OR tenant_id = $3) AND ($4::uuid IS NULL OR id = $4) \
                ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) d \
          WHERE a.tenant_id = d.tenant_id AND a.id = d.id AND a.status = 'PENDING' \
          RETURNING a.*",
@@ -536,6 +586,7 @@ pub async fn expire_due(
     .bind::<Timestamptz, _>(now)
     .bind::<Int8, _>(limit)
     .bind::<Nullable<Text>, _>(tenant_id)
+    .bind::<Nullable<SqlUuid>, _>(only)
     .load(conn)
     .await
 }

@@ -284,10 +284,11 @@ pub async fn copies(
     sql.query().load(conn).await
 }
 
-/// Exactly how many copies match (for telling a caller how far over a limit a selection is).
-pub async fn exact_count(conn: &mut Conn, tenant_id: &str, h: &Hunt) -> diesel::QueryResult<i64> {
+/// How many copies match, counted to at most `cap`.
+pub async fn count_to(conn: &mut Conn, tenant_id: &str, h: &Hunt, cap: i64) -> diesel::QueryResult<i64> {
     let mut sql = matching(tenant_id, h, "1");
-    sql.text = format!("SELECT count(*) AS n FROM ({}) s", sql.text);
+    let n = sql.bind(Value::Int(cap));
+    sql.text = format!("SELECT count(*) AS n FROM ({} LIMIT {n}) s", sql.text);
     Ok(sql.query().load::<Count>(conn).await?.into_iter().next().map(|c| c.n).unwrap_or(0))
 }
 
