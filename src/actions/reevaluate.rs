@@ -24,6 +24,9 @@ pub async fn after_moves(
     notes: &mut Notes,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    if email_ids.is_empty() || !q::has_pending(conn, tenant_id).await? {
+        return Ok(());
+    }
     let pending = q::pending_targets_of(conn, tenant_id, email_ids).await?;
     let flips: Vec<(Uuid, Uuid, bool)> = pending
         .iter()

@@ -435,6 +435,18 @@ pub struct PendingTarget {
     pub location: String,
 }
 
+/// Whether the tenant has a pending action (an index probe): most of the time none, and a mail-flow
+/// batch need not look for pending targets among its copies at all.
+pub async fn has_pending(conn: &mut Conn, tenant_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        actions::table
+            .filter(actions::tenant_id.eq(tenant_id))
+            .filter(actions::status.eq(ActionStatus::Pending)),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// The targets of pending actions among the copies `email_ids`, with where each copy is now.
 pub async fn pending_targets_of(
     conn: &mut Conn,
