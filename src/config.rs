@@ -24,6 +24,7 @@
 //! | `PARAPET_EVENT_RETENTION_HOURS` | `--event-retention-hours` | `168` (7 days) | how long events are kept for subscribers resuming with `after` |
 //! | `PARAPET_EVENT_PRUNE_INTERVAL` | `--event-prune-interval` | `1h` | how often each replica tries to prune expired events |
 //! | `PARAPET_JOB_WORKERS` | `--job-workers` | `4` | background jobs each replica runs at once (1 to 64) |
+//! | `PARAPET_SECRET_KEY` | `--secret-key` | dev: generated into `<data dir>/secret-key`; production: none | 32 bytes (base64 or 64 hex digits) that seal mail servers' master passwords; production refuses to start without it once a mail server is configured |
 //! | `PARAPET_JOB_LEASE_SECS` | `--job-lease-secs` | `30` | how long a worker holds a job without renewing it: after a replica dies, how long until another takes its jobs over (2 to 600) |
 //!
 //! JWT key resolution ([`Config::jwt_key`]): a public key wins (asymmetric only), else the secret; with
@@ -96,6 +97,11 @@ pub struct Config {
     /// HS256 secret tokens are signed with.
     #[arg(long, env = "PARAPET_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// Key that seals secrets at rest (mail servers' master passwords): 32 bytes as base64 or 64 hex
+    /// digits.
+    #[arg(long, env = "PARAPET_SECRET_KEY", global = true, hide_env_values = true)]
+    pub secret_key: Option<String>,
 
     /// Path to a PEM public key (RSA or EC); tokens must then be RS256 or ES256.
     #[arg(long, env = "PARAPET_JWT_PUBLIC_KEY", global = true)]
@@ -184,6 +190,7 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
             .field("jwt_public_key", &self.jwt_public_key)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
@@ -240,6 +247,8 @@ impl fmt::Debug for JwtKey {
 
 /// Name of the generated development secret inside the data dir.
 pub const DEV_SECRET_FILE: &str = "jwt-secret";
+/// The development secret-key file in the data dir.
+pub const DEV_KEY_FILE: &str = "secret-key";
 
 /// Parses the environment (and nothing else) into a [`Config`]; used by tests and embedders.
 #[derive(clap::Parser)]
@@ -346,6 +355,24 @@ impl Config {
         Ok(JwtKey::Secret(dev_secret(&self.data_dir)?))
     }
 
+    /// The key that seals secrets at rest: `PARAPET_SECRET_KEY`; in development without it, one
+    /// generated once into `<data dir>/secret-key` (mode 0600); in production without it, none (the
+    /// server then refuses to start if a mail server is configured, and refuses to configure one).
+    pub fn secret_key(&self) -> anyhow::Result<Option<crate::domain::secret::SecretKey>> {
+        use crate::domain::secret::SecretKey;
+        if let Some(k) = &self.secret_key {
+            return SecretKey::parse(k).map(Some).map_err(|e| anyhow::anyhow!("PARAPET_SECRET_KEY: {e}"));
+        }
+        if self.is_production() {
+            return Ok(None);
+        }
+        let bytes = dev_file_secret(&self.data_dir, DEV_KEY_FILE)?;
+        let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{DEV_KEY_FILE} is not text"))?;
+        SecretKey::parse(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{DEV_KEY_FILE}: {e}; delete it to make a new one"))
+    }
+
     /// The verifier for incoming tokens.
     pub fn verifier(&self) -> anyhow::Result<JwtVerifier> {
         match self.jwt_key()? {
@@ -368,7 +395,12 @@ impl Config {
 
 /// Reads `<data dir>/jwt-secret`, creating it (random, mode 0600) on first use.
 fn dev_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let path = data_dir.join(DEV_SECRET_FILE);
+    dev_file_secret(data_dir, DEV_SECRET_FILE)
+}
+
+/// Reads `<data dir>/<name>`, creating it (32 random bytes as hex, mode 0600) on first use.
+fn dev_file_secret(data_dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(name);
     if let Some(secret) = read_secret(&path)? {
         return Ok(secret);
     }
@@ -391,7 +423,7 @@ fn dev_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
             f.write_all(secret.as_bytes())
                 .and_then(|_| f.sync_all())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a development JWT secret");
+            tracing::info!(path = %path.display(), "generated a development secret");
             Ok(secret.into_bytes())
         }
         // Another process created it meanwhile: use theirs.

@@ -21,6 +21,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod jobs;
 pub mod mail;
+pub mod mailserver;
 pub mod metrics;
 pub mod playground;
 pub mod state;

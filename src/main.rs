@@ -211,7 +211,17 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
     let pruner = parapet::events::retention::spawn(pool.clone(), config.retention());
     // Likewise the mail store's partitions: made ahead, retired after 30 days.
     let partitions = parapet::mail::partitions::spawn(pool.clone(), config.retention().interval);
-    let state = AppState::new(pool.clone(), verifier);
+    let secret_key = config.secret_key()?;
+    if secret_key.is_none() {
+        let mut conn = pool.get().await.context("cannot reach the database")?;
+        if parapet::mailserver::any_configured(&mut conn).await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
+            anyhow::bail!(
+                "a mail server is configured but PARAPET_SECRET_KEY is not set: its password cannot be opened; \
+                 set the key it was sealed with"
+            );
+        }
+    }
+    let state = AppState::new(pool.clone(), verifier).with_secret_key(secret_key);
     // Every replica runs jobs; SKIP LOCKED shares them out and leases hand a dead worker's jobs over.
     let jobs = parapet::jobs::runner::spawn(
         pool.clone(),

@@ -2,6 +2,7 @@
 
 use crate::auth::{Caller, JwtVerifier};
 use crate::db::{self, Pool};
+use crate::domain::secret::SecretKey;
 use crate::error::{AppError, AppResult};
 use crate::events::hub::Hub;
 use crate::metrics::Metrics;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Tenants known to exist, so a request creates its tenant row at most once per process.
     known_tenants: Arc<Mutex<HashSet<String>>>,
+    /// Seals secrets at rest (mail servers' passwords); `None` when the server has no key.
+    pub secret_key: Option<SecretKey>,
 }
 
 impl AppState {
@@ -32,7 +35,14 @@ impl AppState {
             verifier: Arc::new(verifier),
             metrics: Metrics::new(),
             known_tenants: Arc::default(),
+            secret_key: None,
         }
+    }
+
+    /// The state with the key that seals secrets at rest.
+    pub fn with_secret_key(mut self, key: Option<SecretKey>) -> Self {
+        self.secret_key = key;
+        self
     }
 
     /// Verifies an `Authorization` header and makes sure the caller's tenant exists

@@ -58,6 +58,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("jobs", &["db", "metrics", "domain", "error"]),
     // Remediation actions: proposed from Explorer hunts, run as jobs, announced on the outbox.
     ("actions", &["explorer", "jobs", "auth", "db", "events", "domain", "error"]),
+    // A tenant's own mail server: its configuration, the password sealed.
+    ("mailserver", &["auth", "db", "domain", "error"]),
     // The job runner's handlers by kind.
     ("work", &["actions", "jobs", "db", "domain", "error"]),
     // Threat Explorer: hunting filters and aggregations over the mail store.
@@ -72,6 +74,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "ingest",
             "actions",
+            "mailserver",
             "allowblock",
             "mail",
             "explorer",

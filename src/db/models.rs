@@ -365,3 +365,23 @@ pub struct ActionTarget {
     pub to_location: Option<DeliveryLocation>,
     pub executed_at: Option<DateTime<Utc>>,
 }
+
+/// A tenant's mail server (its master password sealed).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = mail_servers)]
+pub struct MailServer {
+    pub tenant_id: String,
+    pub host: String,
+    pub port: i32,
+    pub tls: MailServerTls,
+    pub master_user: String,
+    pub password_sealed: Vec<u8>,
+    pub sieve_host: Option<String>,
+    pub sieve_port: Option<i32>,
+    pub junk_folder: String,
+    pub deleted_items_folder: String,
+    pub recoverable_items_folder: String,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

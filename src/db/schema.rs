@@ -342,6 +342,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mail_servers (tenant_id) {
+        tenant_id -> Text,
+        host -> Text,
+        port -> Int4,
+        tls -> Text,
+        master_user -> Text,
+        password_sealed -> Bytea,
+        sieve_host -> Nullable<Text>,
+        sieve_port -> Nullable<Int4>,
+        junk_folder -> Text,
+        deleted_items_folder -> Text,
+        recoverable_items_folder -> Text,
+        updated_by -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     incidents,
     alerts,

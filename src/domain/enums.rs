@@ -346,6 +346,8 @@ text_enum!(
         AllowBlockEntry => "ALLOW_BLOCK_ENTRY",
         /// The tenant's settings (`targetId` is null).
         TenantSettings => "TENANT_SETTINGS",
+        /// The tenant's mail server (`targetId` is null; the password is never recorded).
+        MailServer => "MAIL_SERVER",
     }
 );
 
@@ -523,6 +525,18 @@ text_enum!(
         AlreadyInDestination => "ALREADY_IN_DESTINATION",
         /// The copy is no longer in the store.
         NotFound => "NOT_FOUND",
+    }
+);
+
+text_enum!(
+    /// How Parapet talks to a mail server.
+    MailServerTls {
+        /// Plain text (a test server on loopback only).
+        None => "NONE",
+        /// Plain text upgraded with STARTTLS.
+        Starttls => "STARTTLS",
+        /// TLS from the first byte (IMAPS).
+        Tls => "TLS",
     }
 );
 

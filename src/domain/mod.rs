@@ -12,6 +12,7 @@ pub mod events;
 pub mod fingerprint;
 pub mod keys;
 pub mod locks;
+pub mod secret;
 pub mod settings;
 pub mod text;
 pub mod time;

@@ -27,6 +27,7 @@ pub struct Query(
     query::allowblock::AllowBlockQuery,
     query::audit::AuditQuery,
     query::actions::ActionsQuery,
+    query::mailserver::MailServerQuery,
 );
 
 /// The mutation root.
@@ -40,6 +41,7 @@ pub struct Mutation(
     mutation::settings::SettingsMutation,
     mutation::allowblock::AllowBlockMutation,
     mutation::actions::ActionsMutation,
+    mutation::mailserver::MailServerMutation,
 );
 
 /// The executable schema.

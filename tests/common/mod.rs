@@ -193,7 +193,9 @@ impl TestApp {
             .expect("create test db");
         let db_url = with_db(&server_url(), &db_name);
         let pool = db::build_pool(&db_url, &settings).expect("pool");
-        let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"));
+        let key = parapet::domain::secret::SecretKey::from_bytes(&[42; 32]).expect("test key");
+        let state =
+            AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet")).with_secret_key(Some(key));
         let schema = build_schema(state.clone(), &Limits::default());
         let router = parapet::http::router(state.clone(), schema.clone());
         Self { state, router, db_url, schema, db_name }

@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod explorer;
 pub mod incidents;
 pub mod jobs;
+pub mod mail_servers;
 pub mod manual;
 pub mod meta;
 pub mod queue;

@@ -5,6 +5,7 @@ pub mod allowblock;
 pub mod incidents;
 pub mod ingest;
 pub mod mail;
+pub mod mailserver;
 pub mod settings;
 pub mod submissions;
 pub mod triage;

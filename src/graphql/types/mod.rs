@@ -12,6 +12,7 @@ pub mod email;
 pub mod evidence;
 pub mod filters;
 pub mod incident;
+pub mod mailserver;
 pub mod settings;
 pub mod submission;
 pub mod summary;
