@@ -41,6 +41,7 @@ fn parapet(data_dir: &std::path::Path) -> Command {
         "PARAPET_LISTEN",
         "PARAPET_JWT_ISSUER",
         "PARAPET_JWT_AUDIENCE",
+        "PARAPET_SECRET_KEY",
     ] {
         cmd.env_remove(var);
     }
@@ -50,6 +51,22 @@ fn parapet(data_dir: &std::path::Path) -> Command {
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run parapet")
+}
+
+/// Runs a command expected to exit soon; a command still running after `secs` is killed and fails the
+/// test (a server that should have refused to start).
+fn run_expecting_exit(cmd: &mut Command, secs: u64) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run parapet");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("it kept running for {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
 }
 
 fn stdout(out: &Output) -> String {
@@ -193,6 +210,44 @@ fn production_needs_a_configured_key() {
         .args(["token", "--tenant", "t1", "--sub", "a@t1.com", "--role", "reader"]));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("PARAPET_JWT_PUBLIC_KEY"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn production_refuses_to_start_without_the_key_a_mail_server_password_was_sealed_with() {
+    let app = TestApp::new().await;
+    let admin = app.token("contoso", "ada@contoso.com", &[Role::Admin]);
+    app.ok(
+        &admin,
+        "mutation { configureMailServer(input: { host: \"imap.contoso.com\", masterUser: \"m\", masterPassword: \"pw\" }) { host } }",
+        json!({}),
+    )
+    .await;
+    let dir = scratch("cli-prod-key");
+    let out = run_expecting_exit(
+        parapet(&dir)
+            .env("PARAPET_ENV", "production")
+            .env("PARAPET_JWT_SECRET", secret())
+            .env("DATABASE_URL", &app.db_url)
+            .env("PARAPET_LISTEN", "127.0.0.1:0")
+            .arg("serve"),
+        30,
+    );
+    assert!(!out.status.success(), "production started without the key");
+    assert!(stderr(&out).contains("PARAPET_SECRET_KEY"), "{}", stderr(&out));
+    assert!(!dir.join("secret-key").exists(), "production never generates a key");
+    // A key that is not 32 bytes is refused by name, in any environment.
+    let out = run_expecting_exit(
+        parapet(&dir)
+            .env("PARAPET_JWT_SECRET", secret())
+            .env("PARAPET_SECRET_KEY", "too-short")
+            .env("DATABASE_URL", &app.db_url)
+            .env("PARAPET_LISTEN", "127.0.0.1:0")
+            .arg("serve"),
+        30,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("PARAPET_SECRET_KEY"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(dir);
 }
 
