@@ -12,17 +12,16 @@
 
 mod common;
 
+use common::replica::Replica;
 use common::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use parapet::auth::Role;
 use serde_json::{json, Value};
-use std::io::BufRead;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Replicas of this test: a 2 s job lease (a dead one's job is taken over quickly), two job workers.
+const CRASH_ENV: &[(&str, &str)] = &[("PARAPET_JOB_LEASE_SECS", "2"), ("PARAPET_JOB_WORKERS", "2")];
 const TENANT: &str = "contoso";
 const SENDER: &str = "bad@crash.example";
 /// Copies the crash test's action acts on: 24 execution steps of 1,000.
@@ -37,122 +36,6 @@ const REMEDIATE: &str =
 const APPROVE: &str = "mutation($id: ID!) { approveAction(id: $id) { id status decidedBy } }";
 const PROGRESS: &str = "query($id: ID!) { action(id: $id) { status targetCount successCount failedCount \
     alreadyInDestinationCount notFoundCount openTargetCount } }";
-
-/// A `parapet serve` child process, killed (by its PID) when dropped, also when a test panics.
-struct Replica {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Replica {
-    /// Starts a replica (job lease 2 s, two job workers) on a free loopback port and waits until
-    /// `/readyz` says ready.
-    async fn start(name: &'static str, db_url: &str) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parapet"))
-            .arg("serve")
-            .env("DATABASE_URL", db_url)
-            .env("PARAPET_JWT_SECRET", std::str::from_utf8(SECRET).expect("the test secret is text"))
-            .env("PARAPET_LISTEN", "127.0.0.1:0")
-            .env("PARAPET_LOG_FORMAT", "json")
-            .env("PARAPET_JOB_LEASE_SECS", "2")
-            .env("PARAPET_JOB_WORKERS", "2")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start parapet serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-        {
-            let log = log.clone();
-            // Drain the pipe for the child's whole life (a full pipe would block its logging), keeping
-            // the last lines for failure messages and reporting the address it bound.
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if let Some(addr) = v["fields"]["addr"].as_str().and_then(|a| a.parse().ok()) {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        if l.len() > 200 {
-                            l.remove(0);
-                        }
-                        l.push(line);
-                    }
-                }
-            });
-        }
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .expect("join")
-            .unwrap_or_else(|_| panic!("replica {name} did not report its address: {:#?}", log.lock()));
-        let replica = Replica { name, child, addr, log };
-        replica.wait_ready().await;
-        replica
-    }
-
-    async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = http.get(format!("http://{}/readyz", self.addr)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {} never became ready: {:#?}",
-                self.name,
-                self.log.lock()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL, by its PID: no shutdown, no rollback sent, no lease given back.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL the replica");
-        let status = self.child.wait().expect("reap the replica");
-        assert!(!status.success(), "replica {} was killed, not ended: {status:?}", self.name);
-    }
-
-    /// POSTs a GraphQL request; returns the whole response.
-    async fn post(&self, http: &reqwest::Client, token: &str, query: &str, variables: Value) -> Value {
-        http.post(format!("http://{}/graphql", self.addr))
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("HTTP request")
-            .json()
-            .await
-            .expect("JSON response")
-    }
-
-    /// POSTs a GraphQL request; returns `data`, failing on any error.
-    async fn gql(&self, http: &reqwest::Client, token: &str, query: &str, variables: Value) -> Value {
-        let resp = self.post(http, token, query, variables).await;
-        assert!(resp.get("errors").is_none(), "replica {}: {resp:#}", self.name);
-        resp["data"].clone()
-    }
-}
 
 /// `n` copies from `sender`, one per message, all in the inbox, received over the last `n * 20` s.
 fn copies(tag: &str, sender: &str, range: std::ops::Range<usize>) -> Vec<Value> {
@@ -301,7 +184,10 @@ async fn an_action_killed_twice_mid_way_moves_every_copy_exactly_once() {
     let gw = app.token(TENANT, "gw@contoso.com", &[Role::Ingestor]);
     let analyst = app.token(TENANT, "ann@contoso.com", &[Role::Analyst]);
     let responder = app.token(TENANT, "rob@contoso.com", &[Role::Responder]);
-    let (a, b) = tokio::join!(Replica::start("A", &app.db_url), Replica::start("B", &app.db_url));
+    let (a, b) = tokio::join!(
+        Replica::start("A", &app.db_url, CRASH_ENV),
+        Replica::start("B", &app.db_url, CRASH_ENV)
+    );
     let mut first = [Some(a), Some(b)];
 
     {
@@ -369,7 +255,7 @@ async fn an_action_killed_twice_mid_way_moves_every_copy_exactly_once() {
         seen["successCount"]
     );
     drop(survivor);
-    let restart = Replica::start("C", &app.db_url).await;
+    let restart = Replica::start("C", &app.db_url, CRASH_ENV).await;
     let restarted = Instant::now();
     let deadline = restarted + COMPLETION;
     let done = loop {
@@ -528,7 +414,10 @@ async fn two_approvals_at_once_on_two_replicas_one_wins_one_conflicts() {
     let analyst = app.token(TENANT, "ann@contoso.com", &[Role::Analyst]);
     let rob = app.token(TENANT, "rob@contoso.com", &[Role::Responder]);
     let sue = app.token(TENANT, "sue@contoso.com", &[Role::Responder]);
-    let (a, b) = tokio::join!(Replica::start("A", &app.db_url), Replica::start("B", &app.db_url));
+    let (a, b) = tokio::join!(
+        Replica::start("A", &app.db_url, CRASH_ENV),
+        Replica::start("B", &app.db_url, CRASH_ENV)
+    );
     for round in 0..5 {
         let sender = format!("race{round}@race.example");
         ingest(&[&a], &http, &gw, copies(&format!("race{round}"), &sender, 0..20)).await;

@@ -5,116 +5,18 @@
 mod common;
 
 use common::alerts::*;
+use common::replica::Replica;
 use common::*;
 use diesel_async::RunQueryDsl;
 use futures::{SinkExt, StreamExt};
 use parapet::auth::Role;
 use serde_json::{json, Value};
-use std::io::BufRead;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A `parapet serve` child process, killed (by its PID) when dropped, also when a test panics.
-struct Replica {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Replica {
-    /// Starts a replica on a free loopback port and waits until `/readyz` says ready.
-    async fn start(name: &'static str, db_url: &str) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parapet"))
-            .arg("serve")
-            .env("DATABASE_URL", db_url)
-            .env("PARAPET_JWT_SECRET", std::str::from_utf8(SECRET).expect("the test secret is text"))
-            .env("PARAPET_LISTEN", "127.0.0.1:0")
-            .env("PARAPET_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start parapet serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-        {
-            let log = log.clone();
-            // Drain the pipe for the child's whole life (a full pipe would block its logging), keeping
-            // the last lines for failure messages and reporting the address it bound.
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if let Some(addr) = v["fields"]["addr"].as_str().and_then(|a| a.parse().ok()) {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                    if let Ok(mut l) = log.lock() {
-                        if l.len() > 200 {
-                            l.remove(0);
-                        }
-                        l.push(line);
-                    }
-                }
-            });
-        }
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .expect("join")
-            .unwrap_or_else(|_| panic!("replica {name} did not report its address: {:#?}", log.lock()));
-        let replica = Replica { name, child, addr, log };
-        replica.wait_ready().await;
-        replica
-    }
-
-    async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = http.get(format!("http://{}/readyz", self.addr)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "replica {} never became ready: {:#?}",
-                self.name,
-                self.log.lock()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// POSTs a GraphQL request; returns `data`, failing on any error.
-    async fn gql(&self, http: &reqwest::Client, token: &str, query: &str, variables: Value) -> Value {
-        let resp: Value = http
-            .post(format!("http://{}/graphql", self.addr))
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("HTTP request")
-            .json()
-            .await
-            .expect("JSON response");
-        assert!(resp.get("errors").is_none(), "replica {}: {resp:#}", self.name);
-        resp["data"].clone()
-    }
-
     /// Opens a graphql-transport-ws connection authenticated with `token`.
     async fn ws(&self, token: &str) -> Ws {
         let mut req = format!("ws://{}/graphql/ws", self.addr).into_client_request().expect("request");
@@ -190,8 +92,8 @@ const BOUND: Duration = Duration::from_secs(15);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
     let app = TestApp::new().await;
-    let a = Replica::start("A", &app.db_url).await;
-    let b = Replica::start("B", &app.db_url).await;
+    let a = Replica::start("A", &app.db_url, &[]).await;
+    let b = Replica::start("B", &app.db_url, &[]).await;
     let http = reqwest::Client::new();
     let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
     let reader = app.token("contoso", "wall@contoso.com", &[Role::Reader]);
@@ -234,8 +136,8 @@ async fn an_alert_ingested_on_one_replica_reaches_a_subscriber_on_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_campaign_split_over_two_replicas_yields_one_incident() {
     let app = TestApp::new().await;
-    let a = Arc::new(Replica::start("A", &app.db_url).await);
-    let b = Arc::new(Replica::start("B", &app.db_url).await);
+    let a = Arc::new(Replica::start("A", &app.db_url, &[]).await);
+    let b = Arc::new(Replica::start("B", &app.db_url, &[]).await);
     let http = reqwest::Client::new();
     let ing = app.token("contoso", "gw@contoso.com", &[Role::Ingestor]);
     let alerts: Vec<Value> = (0..50)

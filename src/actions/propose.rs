@@ -100,14 +100,27 @@ pub async fn remediate_emails(pool: &Pool, caller: &Caller, p: Proposal) -> AppR
     .await
 }
 
+/// A copy as a proposal considers it: its key, and where and whose it is.
+fn candidate(
+    email_id: Uuid,
+    received_at: DateTime<Utc>,
+    network_message_id: String,
+    recipient: String,
+    location: crate::domain::enums::DeliveryLocation,
+) -> Candidate<NewTarget> {
+    Candidate {
+        location,
+        recipient: recipient.clone(),
+        id: NewTarget { email_id, received_at, network_message_id, recipient, location },
+    }
+}
+
 async fn candidates(
     conn: &mut Conn,
     tenant_id: &str,
     sel: &Selection,
     now: DateTime<Utc>,
 ) -> AppResult<(Vec<Candidate<NewTarget>>, i64)> {
-    let to_candidate =
-        |t: NewTarget| Candidate { location: t.location, recipient: t.recipient.clone(), id: t };
     match sel {
         Selection::Ids(ids) => {
             let since = now - Duration::days(RETENTION_DAYS);
@@ -116,13 +129,13 @@ async fn candidates(
             let found = rows
                 .into_iter()
                 .map(|e| {
-                    to_candidate(NewTarget {
-                        email_id: e.id,
-                        received_at: e.received_at,
-                        network_message_id: e.network_message_id,
-                        recipient: e.recipient,
-                        location: e.latest_delivery_location,
-                    })
+                    candidate(
+                        e.id,
+                        e.received_at,
+                        e.network_message_id,
+                        e.recipient,
+                        e.latest_delivery_location,
+                    )
                 })
                 .collect();
             Ok((found, missing))
@@ -142,13 +155,13 @@ async fn candidates(
             let found = rows
                 .into_iter()
                 .map(|e| {
-                    to_candidate(NewTarget {
-                        email_id: e.id,
-                        received_at: e.received_at,
-                        network_message_id: e.network_message_id,
-                        recipient: e.recipient,
-                        location: e.latest_delivery_location,
-                    })
+                    candidate(
+                        e.id,
+                        e.received_at,
+                        e.network_message_id,
+                        e.recipient,
+                        e.latest_delivery_location,
+                    )
                 })
                 .collect();
             Ok((found, 0))

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 pub mod alerts;
+pub mod replica;
 pub mod seed;
 
 /// The HS256 secret tests sign with.
