@@ -80,6 +80,11 @@ impl Database {
 /// Starts `parapet serve` (release build, or `BENCH_SERVER_BIN` to measure another build beside it) on
 /// `db_url`, and waits until it is ready.
 pub async fn start_server(db_url: &str, secret: &str) -> AnyResult<Server> {
+    start_server_with(db_url, secret, &[]).await
+}
+
+/// `start_server` with `env` set besides the defaults.
+pub async fn start_server_with(db_url: &str, secret: &str, env: &[(&str, &str)]) -> AnyResult<Server> {
     // A free loopback port (the tiny race with another process binding it meanwhile is acceptable here).
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let child = Command::new(
@@ -90,6 +95,7 @@ pub async fn start_server(db_url: &str, secret: &str) -> AnyResult<Server> {
     .env("PARAPET_JWT_SECRET", secret)
     .env("PARAPET_LISTEN", addr.to_string())
     .env("RUST_LOG", "warn")
+    .envs(env.iter().copied())
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::inherit())

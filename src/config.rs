@@ -26,6 +26,7 @@
 //! | `PARAPET_JOB_WORKERS` | `--job-workers` | `4` | background jobs each replica runs at once (1 to 64) |
 //! | `PARAPET_SECRET_KEY` | `--secret-key` | dev: generated into `<data dir>/secret-key`; production: none | 32 bytes (base64 or 64 hex digits) that seal mail servers' master passwords; production refuses to start without it once a mail server is configured |
 //! | `PARAPET_JOB_LEASE_SECS` | `--job-lease-secs` | `30` | how long a worker holds a job without renewing it: after a replica dies, how long until another takes its jobs over (2 to 600) |
+//! | `PARAPET_MAIL_TIMEOUT_SECS` | `--mail-timeout-secs` | `30` | longest wait for a tenant's IMAP or ManageSieve server to connect or answer one command (1 to 600) |
 //!
 //! JWT key resolution ([`Config::jwt_key`]): a public key wins (asymmetric only), else the secret; with
 //! neither, development generates a random secret once and keeps it in `<data dir>/jwt-secret` (mode
@@ -181,6 +182,11 @@ pub struct Config {
     #[arg(long, env = "PARAPET_JOB_LEASE_SECS", global = true, default_value_t = 30,
           value_parser = clap::value_parser!(u16).range(2..=600))]
     pub job_lease_secs: u16,
+
+    /// Seconds to wait for a tenant's mail server to connect or answer one command.
+    #[arg(long, env = "PARAPET_MAIL_TIMEOUT_SECS", global = true, default_value_t = 30,
+          value_parser = clap::value_parser!(u16).range(1..=600))]
+    pub mail_timeout_secs: u16,
 }
 
 impl fmt::Debug for Config {
@@ -210,6 +216,7 @@ impl fmt::Debug for Config {
             .field("event_prune_interval", &self.event_prune_interval)
             .field("job_workers", &self.job_workers)
             .field("job_lease_secs", &self.job_lease_secs)
+            .field("mail_timeout_secs", &self.mail_timeout_secs)
             .finish()
     }
 }

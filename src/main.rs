@@ -221,7 +221,9 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
             );
         }
     }
-    let state = AppState::new(pool.clone(), verifier).with_secret_key(secret_key);
+    let state = AppState::new(pool.clone(), verifier)
+        .with_secret_key(secret_key)
+        .with_mail_timeout(std::time::Duration::from_secs(u64::from(config.mail_timeout_secs)));
     // Every replica runs jobs; SKIP LOCKED shares them out and leases hand a dead worker's jobs over.
     let jobs = parapet::jobs::runner::spawn(
         pool.clone(),
@@ -231,7 +233,7 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
             lease: std::time::Duration::from_secs(u64::from(config.job_lease_secs)),
             ..Default::default()
         },
-        parapet::work::handler(pool.clone()),
+        parapet::work::handler(pool.clone(), state.mail.clone()),
     );
     // Pending actions expire after 7 days; every replica sweeps (each expiry is one conditional update).
     let expiry = parapet::actions::expiry::spawn(pool);

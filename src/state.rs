@@ -5,9 +5,11 @@ use crate::db::{self, Pool};
 use crate::domain::secret::SecretKey;
 use crate::error::{AppError, AppResult};
 use crate::events::hub::Hub;
+use crate::mailserver::server::{MailAccess, DEFAULT_TIMEOUT};
 use crate::metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Shared server state; cheap to clone.
 #[derive(Clone)]
@@ -24,6 +26,8 @@ pub struct AppState {
     known_tenants: Arc<Mutex<HashSet<String>>>,
     /// Seals secrets at rest (mail servers' passwords); `None` when the server has no key.
     pub secret_key: Option<SecretKey>,
+    /// Opens tenants' mail servers (the key, the command timeout, the per-tenant session bound).
+    pub mail: Arc<MailAccess>,
 }
 
 impl AppState {
@@ -36,12 +40,20 @@ impl AppState {
             metrics: Metrics::new(),
             known_tenants: Arc::default(),
             secret_key: None,
+            mail: MailAccess::new(None, DEFAULT_TIMEOUT),
         }
     }
 
     /// The state with the key that seals secrets at rest.
     pub fn with_secret_key(mut self, key: Option<SecretKey>) -> Self {
+        self.mail = MailAccess::new(key.clone(), self.mail.timeout());
         self.secret_key = key;
+        self
+    }
+
+    /// The state with `timeout` on each connect and command to a mail server.
+    pub fn with_mail_timeout(mut self, timeout: Duration) -> Self {
+        self.mail = MailAccess::new(self.secret_key.clone(), timeout);
         self
     }
 

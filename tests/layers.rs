@@ -57,16 +57,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The job queue and its runner: claims, leases, retries, and the queue's metrics.
     ("jobs", &["db", "metrics", "domain", "error"]),
     // Remediation actions: proposed from Explorer hunts, run as jobs, announced on the outbox.
-    ("actions", &["explorer", "jobs", "auth", "db", "events", "domain", "error"]),
+    ("actions", &["explorer", "jobs", "mailserver", "auth", "db", "events", "domain", "error"]),
     // A tenant's own mail server: its configuration, the password sealed.
     ("mailserver", &["auth", "db", "domain", "error"]),
     // The job runner's handlers by kind.
-    ("work", &["actions", "jobs", "db", "domain", "error"]),
+    ("work", &["actions", "jobs", "mailserver", "db", "domain", "error"]),
     // Threat Explorer: hunting filters and aggregations over the mail store.
     ("explorer", &["db", "domain", "error"]),
     // Settings from the environment, for the layers below; what every request shares.
     ("config", &["auth", "db", "events", "domain", "error"]),
-    ("state", &["auth", "db", "events", "metrics", "domain", "error"]),
+    ("state", &["auth", "db", "events", "metrics", "mailserver", "domain", "error"]),
     // Thin resolvers: they call services for every write and rule, and read rows through `db` (row
     // models, the queue's read queries, the loaders' batched reads), as they always have.
     (

@@ -4,7 +4,7 @@
 //! `CONFLICT`; approving queues the action's job in the same transaction, once.
 
 use super::evidence;
-use super::notes::{type_label, Notes};
+use super::notes::{what, Notes};
 use super::propose::{comment, enqueue};
 use crate::auth::{Caller, Role};
 use crate::db::models::Action;
@@ -104,13 +104,7 @@ async fn apply(
         return Ok(Err(refused(conn, tid, current, now).await?));
     };
     let mut notes = Notes::default();
-    let mut message = format!(
-        "{} of {} e-mail copies {} by {}",
-        type_label(action.action_type),
-        action.target_count,
-        decision.verb(),
-        caller.sub
-    );
+    let mut message = format!("{} {} by {}", what(&action), decision.verb(), caller.sub);
     if let Some(n) = &note {
         message.push_str(&format!(": {n}"));
     }

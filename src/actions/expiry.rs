@@ -4,7 +4,7 @@
 //! and none expires an action twice. A decision arriving after the time ran out expires it on the spot.
 
 use super::evidence;
-use super::notes::{type_label, Notes};
+use super::notes::{what, Notes};
 use crate::db::models::Action;
 use crate::db::queries::actions as q;
 use crate::db::{Conn, Pool};
@@ -32,11 +32,7 @@ async fn record(conn: &mut Conn, expired: Vec<Action>, now: DateTime<Utc>) -> Ap
         let mut notes = Notes::default();
         for a in &actions {
             evidence::ended_undecided(conn, a, ActionStatus::Expired).await?;
-            let message = format!(
-                "{} of {} e-mail copies expired: no decision within 7 days",
-                type_label(a.action_type),
-                a.target_count
-            );
+            let message = format!("{} expired: no decision within 7 days", what(a));
             notes.status(a, Some(ActionStatus::Pending), SYSTEM_ACTOR, message, now);
         }
         notes.write(conn, &tenant, now).await?;

@@ -11,6 +11,8 @@ pub mod mailbox;
 pub mod notes;
 pub mod propose;
 pub mod reevaluate;
+pub mod remote;
+pub mod rules;
 pub mod run;
 pub mod stranded;
 

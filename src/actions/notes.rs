@@ -32,6 +32,15 @@ pub fn type_label(t: ActionType) -> &'static str {
     }
 }
 
+/// What an action acts on, for the activity log: "Soft delete of 12 e-mail copies", or
+/// "Remove inbox rule \"Forward all\" of bob@contoso.com".
+pub fn what(a: &Action) -> String {
+    match (&a.rule_name, &a.mailbox) {
+        (Some(rule), Some(mailbox)) => format!("{} {rule:?} of {mailbox}", type_label(a.action_type)),
+        _ => format!("{} of {} e-mail copies", type_label(a.action_type), a.target_count),
+    }
+}
+
 impl Notes {
     /// Notes that `action` moved from `before` (`None`: it was just proposed) to its status now, by
     /// `actor`; `message` is what the activity log says; `fields` names what else changed.

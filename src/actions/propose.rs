@@ -3,7 +3,7 @@
 //! approval, or, when the four-eyes rule is off and the proposer may approve, is approved and queued
 //! at once.
 
-use super::notes::{type_label, Notes};
+use super::notes::{what, Notes};
 use super::{evidence, JOB_KIND};
 use crate::auth::{Caller, Role};
 use crate::db::models::Action;
@@ -207,40 +207,21 @@ async fn propose(
             preview.not_found
         )));
     }
-    let runs_now = !four_eyes && caller.has(Role::Responder);
-    let action = Action {
-        tenant_id: tid.to_string(),
-        id: Uuid::now_v7(),
+    let draft = Draft {
         action_type: p.action,
-        source: if p.incident_id.is_some() { ActionSource::Manual } else { ActionSource::Explorer },
-        status: if runs_now { ActionStatus::Approved } else { ActionStatus::Pending },
         incident_id: p.incident_id,
-        investigation_id: None,
-        proposed_by: caller.sub.clone(),
-        proposed_by_name: Some(caller.name.clone()),
         comment,
         four_eyes,
-        decided_by: runs_now.then(|| caller.sub.clone()),
-        decided_at: runs_now.then_some(now),
-        decision_comment: runs_now.then(|| "approved by its proposer (four-eyes rule off)".to_string()),
-        preview: serde_json::to_value(&preview).map_err(|e| AppError::Internal(e.to_string()))?,
-        target_count: i32::try_from(targets.len()).unwrap_or(i32::MAX),
-        at_destination: 0,
-        success_count: 0,
-        failed_count: 0,
-        already_count: 0,
-        not_found_count: 0,
-        expires_at: now + Duration::days(EXPIRY_DAYS),
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        completed_at: None,
+        preview: &preview,
+        target_count: targets.len(),
     };
+    let action = draft.action(caller, now)?;
+    let runs_now = action.status == ActionStatus::Approved;
     q::insert(conn, &action).await?;
     let rows: Vec<NewTarget> = targets.into_iter().map(|c| c.id).collect();
     q::insert_targets(conn, tid, action.id, &rows).await?;
     let mut notes = Notes::default();
-    let what = format!("{} of {} e-mail copies", type_label(p.action), rows.len());
+    let what = what(&action);
     if runs_now {
         enqueue(conn, &action, now).await?;
         notes.status(
@@ -256,6 +237,63 @@ async fn propose(
     }
     notes.write(conn, tid, now).await?;
     Ok(action)
+}
+
+/// What a new action is, before it is stored.
+pub(super) struct Draft<'a> {
+    /// What it does.
+    pub action_type: ActionType,
+    /// The incident it is taken from (source `MANUAL`; else `EXPLORER`).
+    pub incident_id: Option<Uuid>,
+    /// Why.
+    pub comment: Option<String>,
+    /// The tenant's four-eyes rule now.
+    pub four_eyes: bool,
+    /// What the proposal found.
+    pub preview: &'a Preview,
+    /// What it acts on.
+    pub target_count: usize,
+}
+
+impl Draft<'_> {
+    /// The action `caller` proposes: `PENDING`, or `APPROVED` by its proposer when the four-eyes rule is
+    /// off and the caller may approve.
+    pub(super) fn action(self, caller: &Caller, now: DateTime<Utc>) -> AppResult<Action> {
+        let runs_now = !self.four_eyes && caller.has(Role::Responder);
+        Ok(Action {
+            tenant_id: caller.tenant_id.clone(),
+            id: Uuid::now_v7(),
+            action_type: self.action_type,
+            source: if self.incident_id.is_some() { ActionSource::Manual } else { ActionSource::Explorer },
+            status: if runs_now { ActionStatus::Approved } else { ActionStatus::Pending },
+            incident_id: self.incident_id,
+            investigation_id: None,
+            proposed_by: caller.sub.clone(),
+            proposed_by_name: Some(caller.name.clone()),
+            comment: self.comment,
+            four_eyes: self.four_eyes,
+            decided_by: runs_now.then(|| caller.sub.clone()),
+            decided_at: runs_now.then_some(now),
+            decision_comment: runs_now.then(|| "approved by its proposer (four-eyes rule off)".to_string()),
+            preview: serde_json::to_value(self.preview).map_err(|e| AppError::Internal(e.to_string()))?,
+            target_count: i32::try_from(self.target_count).unwrap_or(i32::MAX),
+            at_destination: 0,
+            success_count: 0,
+            failed_count: 0,
+            already_count: 0,
+            not_found_count: 0,
+            expires_at: now + Duration::days(EXPIRY_DAYS),
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            completed_at: None,
+            mailbox: None,
+            rule_name: None,
+            rule: None,
+            attempts: 0,
+            error: None,
+        })
+    }
 }
 
 /// Runs an action's job may take. A run fails only when the database is unavailable (every step is a

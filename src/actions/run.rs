@@ -4,10 +4,11 @@
 //! the action's counts, and re-evaluates other pending actions on the moved copies. A run killed
 //! mid-way loses only its uncommitted step; whoever runs the job next goes on with the targets still
 //! open, so no copy is moved twice and none is left out. The last step ends the action `COMPLETED` or
-//! `FAILED`.
+//! `FAILED`. When the tenant has its own mail server the targets are tried there instead (`remote`:
+//! mailbox work outside the step's transaction, each try counted), and inbox-rule actions go to `rules`.
 
-use super::notes::{type_label, Notes};
-use super::{evidence, mailbox, reevaluate};
+use super::notes::{what, Notes};
+use super::{evidence, mailbox, reevaluate, remote, rules};
 use crate::db::models::Action;
 use crate::db::queries::actions as q;
 use crate::db::retry::retry_transient;
@@ -17,6 +18,7 @@ use crate::domain::activity::SYSTEM_ACTOR;
 use crate::domain::enums::{ActionOutcome, ActionStatus};
 use crate::error::AppError;
 use crate::jobs::{Job, JobError};
+use crate::mailserver::server::{MailAccess, Server};
 use chrono::Utc;
 use diesel_async::AsyncConnection;
 use uuid::Uuid;
@@ -24,9 +26,11 @@ use uuid::Uuid;
 /// Targets one step moves.
 pub const STEP: i64 = 1_000;
 
-enum Next {
+pub(super) enum Next {
     More,
     Done,
+    /// Running, on the tenant's mail server: the run tries its targets outside the step's transaction.
+    Remote(Box<Action>),
 }
 
 fn job_error(e: AppError) -> JobError {
@@ -36,28 +40,72 @@ fn job_error(e: AppError) -> JobError {
     }
 }
 
-/// Runs the action the job names to its end.
-pub async fn run(pool: &Pool, job: &Job) -> Result<(), JobError> {
+/// Runs the action the job names to its end: in the built-in store, or, when the tenant has a mail
+/// server, in its mailboxes (`remote`), where a target that could not be reached leaves the run to be
+/// retried by the runner.
+pub async fn run(pool: &Pool, access: &MailAccess, job: &Job) -> Result<(), JobError> {
     let id = job.payload["actionId"]
         .as_str()
         .and_then(|s| s.parse::<Uuid>().ok())
         .ok_or_else(|| JobError::Fatal(format!("job {} names no action", job.id)))?;
     let tenant = job.tenant_id.as_str();
+    let server: Option<Server> = {
+        let mut conn = pool.get().await.map_err(|e| job_error(e.into()))?;
+        remote::server_of(&mut conn, access, tenant).await.map_err(job_error)?
+    };
+    // Where the remote steps of this run go on from: a target tried once in a run waits for the next.
+    let mut after: Option<Uuid> = None;
+    let mut unreached: Option<String> = None;
     loop {
         // A step that collided (a deadlock with a mail-flow batch) runs again at once, not a whole
         // job retry later.
+        let remote = server.is_some();
         let next = retry_transient(pool, "an action step", async |conn: &mut Conn| {
-            conn.transaction::<_, AppError, _>(async |conn| step(conn, tenant, id).await).await
+            conn.transaction::<_, AppError, _>(async |conn| step(conn, tenant, id, remote).await).await
         })
         .await
         .map_err(job_error)?;
-        if let Next::Done = next {
-            return Ok(());
+        match next {
+            Next::More => {}
+            Next::Done => return Ok(()),
+            Next::Remote(action) => {
+                if action.action_type == crate::domain::enums::ActionType::RemoveInboxRule {
+                    return rules::run(pool, server.as_ref(), &action).await;
+                }
+                let Some(server) = &server else { return Ok(()) };
+                let stepped = remote::step(pool, access, server, &action, after).await.map_err(job_error)?;
+                if stepped.left_open > 0 {
+                    unreached = stepped.error.or(unreached);
+                }
+                if stepped.tried > 0 {
+                    after = stepped.last;
+                    continue;
+                }
+                if let Some(e) = unreached {
+                    // Every open target was tried in this run: the runner tries again after its backoff.
+                    return Err(JobError::Retry(format!("targets of action {id} could not be reached: {e}")));
+                }
+                let done = retry_transient(pool, "ending an action", async |conn: &mut Conn| {
+                    conn.transaction::<_, AppError, _>(async |conn| {
+                        q::tenant_lock(conn, super::lock(tenant), false).await?;
+                        let mut notes = Notes::default();
+                        let next = finish(conn, &action, &mut notes).await?;
+                        notes.write(conn, tenant, Utc::now()).await?;
+                        Ok(next)
+                    })
+                    .await
+                })
+                .await
+                .map_err(job_error)?;
+                if let Next::Done = done {
+                    return Ok(());
+                }
+            }
         }
     }
 }
 
-async fn step(conn: &mut Conn, tenant_id: &str, id: Uuid) -> Result<Next, AppError> {
+async fn step(conn: &mut Conn, tenant_id: &str, id: Uuid, remote: bool) -> Result<Next, AppError> {
     let now = Utc::now();
     q::tenant_lock(conn, super::lock(tenant_id), false).await?;
     let Some(action) = q::find(conn, tenant_id, id).await? else {
@@ -68,14 +116,15 @@ async fn step(conn: &mut Conn, tenant_id: &str, id: Uuid) -> Result<Next, AppErr
         ActionStatus::Approved => {
             if let Some(running) = q::start(conn, tenant_id, id, now).await? {
                 evidence::running(conn, &running).await?;
-                let message = format!(
-                    "{} of {} e-mail copies started",
-                    type_label(running.action_type),
-                    running.target_count
-                );
+                let message = format!("{} started", what(&running));
                 notes.status(&running, Some(ActionStatus::Approved), SYSTEM_ACTOR, message, now);
             }
             Next::More
+        }
+        ActionStatus::Running
+            if remote || action.action_type == crate::domain::enums::ActionType::RemoveInboxRule =>
+        {
+            Next::Remote(Box::new(action.clone()))
         }
         ActionStatus::Running => {
             let claimed = q::claim_open(conn, tenant_id, id, STEP).await?;
@@ -105,7 +154,8 @@ async fn step(conn: &mut Conn, tenant_id: &str, id: Uuid) -> Result<Next, AppErr
 
 /// Ends a running action whose targets all have outcomes. Targets still open but held by another run
 /// (a worker that lost its lease and has not noticed yet) make this run wait and try again.
-async fn finish(conn: &mut Conn, action: &Action, notes: &mut Notes) -> Result<Next, AppError> {
+/// (Also ends an inbox-rule action once its outcome is recorded.)
+pub(super) async fn finish(conn: &mut Conn, action: &Action, notes: &mut Notes) -> Result<Next, AppError> {
     let now = Utc::now();
     // The counts as every committed step left them: a step of another run writes them under this lock.
     let Some(action) = q::lock(conn, &action.tenant_id, action.id).await? else {
@@ -129,16 +179,23 @@ async fn finish(conn: &mut Conn, action: &Action, notes: &mut Notes) -> Result<N
         }
         return Ok(Next::Done);
     };
-    let message = format!(
-        "{} of {} e-mail copies {}: {} moved, {} already there, {} not found, {} failed",
-        type_label(done.action_type),
-        done.target_count,
-        if to == ActionStatus::Failed { "failed" } else { "completed" },
-        done.success_count,
-        done.already_count,
-        done.not_found_count,
-        done.failed_count
-    );
+    let ended = if to == ActionStatus::Failed { "failed" } else { "completed" };
+    let message = match (done.action_type, &done.error) {
+        (crate::domain::enums::ActionType::RemoveInboxRule, Some(e)) => {
+            format!("{} {ended}: {e}", what(&done))
+        }
+        (crate::domain::enums::ActionType::RemoveInboxRule, None) => {
+            format!("{} {ended}: the script was rewritten without it and reactivated", what(&done))
+        }
+        _ => format!(
+            "{} {ended}: {} moved, {} already there, {} not found, {} failed",
+            what(&done),
+            done.success_count,
+            done.already_count,
+            done.not_found_count,
+            done.failed_count
+        ),
+    };
     notes.status(&done, Some(ActionStatus::Running), SYSTEM_ACTOR, message, now);
     Ok(Next::Done)
 }

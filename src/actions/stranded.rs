@@ -3,7 +3,7 @@
 //! the action center shows what was and was not moved.
 
 use super::evidence;
-use super::notes::{type_label, Notes};
+use super::notes::{what, Notes};
 use crate::db::queries::actions as q;
 use crate::db::Pool;
 use crate::domain::actions::Counts;
@@ -40,10 +40,10 @@ pub async fn sweep(pool: &Pool, now: DateTime<Utc>) -> AppResult<usize> {
                 evidence::outcomes_of_all(conn, &done).await?;
                 let mut notes = Notes::default();
                 let message = format!(
-                    "{} of {} e-mail copies ended: its job failed for good, {} copies were not moved",
-                    type_label(done.action_type),
-                    done.target_count,
-                    done.target_count - done.success_count - done.already_count - done.not_found_count
+                    "{} ended: its job failed for good, {} of {} targets were not acted on",
+                    what(&done),
+                    done.target_count - done.success_count - done.already_count - done.not_found_count,
+                    done.target_count
                 );
                 notes.status(&done, Some(before), SYSTEM_ACTOR, message, now);
                 notes.write(conn, &done.tenant_id, now).await?;

@@ -346,6 +346,16 @@ pub struct Action {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The mailbox of an inbox-rule action.
+    pub mailbox: Option<String>,
+    /// The rule an inbox-rule action removes.
+    pub rule_name: Option<String>,
+    /// That rule as read at proposal.
+    pub rule: Option<serde_json::Value>,
+    /// Tries of an inbox-rule action.
+    pub attempts: i32,
+    /// Why its last try failed.
+    pub error: Option<String>,
 }
 
 /// One copy an action acts on, and what running it did.
@@ -364,6 +374,10 @@ pub struct ActionTarget {
     pub from_location: Option<DeliveryLocation>,
     pub to_location: Option<DeliveryLocation>,
     pub executed_at: Option<DateTime<Utc>>,
+    /// Tries on a real mail server.
+    pub attempts: i32,
+    /// Why the last try failed (or why it ended `FAILED` / `NOT_FOUND`).
+    pub error: Option<String>,
 }
 
 /// A tenant's mail server (its master password sealed).

@@ -322,6 +322,11 @@ diesel::table! {
         updated_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
+        mailbox -> Nullable<Text>,
+        rule_name -> Nullable<Text>,
+        rule -> Nullable<Jsonb>,
+        attempts -> Int4,
+        error -> Nullable<Text>,
     }
 }
 
@@ -339,6 +344,8 @@ diesel::table! {
         from_location -> Nullable<Text>,
         to_location -> Nullable<Text>,
         executed_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        error -> Nullable<Text>,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod locks;
 pub mod secret;
 pub mod settings;
+pub mod sieve;
 pub mod text;
 pub mod time;
 pub mod values;

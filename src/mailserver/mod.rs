@@ -1,8 +1,16 @@
 //! A tenant's own mail server: its configuration (admins only), with the master password sealed by the
-//! server's secret key and never read back, and every change in the tenant audit log. (Issue 12 puts
-//! IMAP remediation and ManageSieve inbox rules behind it.)
+//! server's secret key and never read back, and every change in the tenant audit log; and what is done
+//! on it: IMAP mailbox sessions (`imap`), Sieve scripts over ManageSieve (`managesieve`, `sieve_session`),
+//! inbox rules judged (`rules`), and `testMailServer` (`check`).
 
+pub mod check;
+pub mod imap;
+pub mod managesieve;
+pub mod rules;
+pub mod server;
 pub mod settings;
+pub mod sieve_session;
+pub mod transport;
 
 use crate::auth::{Caller, Role};
 use crate::db::models::{AuditEntry, MailServer};

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 pub mod alerts;
+pub mod dovecot;
 pub mod replica;
 pub mod seed;
 
@@ -195,8 +196,9 @@ impl TestApp {
         let db_url = with_db(&server_url(), &db_name);
         let pool = db::build_pool(&db_url, &settings).expect("pool");
         let key = parapet::domain::secret::SecretKey::from_bytes(&[42; 32]).expect("test key");
-        let state =
-            AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet")).with_secret_key(Some(key));
+        let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"))
+            .with_secret_key(Some(key))
+            .with_mail_timeout(std::time::Duration::from_secs(5));
         let schema = build_schema(state.clone(), &Limits::default());
         let router = parapet::http::router(state.clone(), schema.clone());
         Self { state, router, db_url, schema, db_name }
@@ -217,7 +219,7 @@ impl TestApp {
                 backoff_cap: Duration::from_secs(2),
                 ..Default::default()
             },
-            parapet::work::handler(self.state.pool.clone()),
+            parapet::work::handler(self.state.pool.clone(), self.state.mail.clone()),
         )
     }
 

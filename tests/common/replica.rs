@@ -19,7 +19,12 @@ pub struct Replica {
     pub addr: SocketAddr,
     /// Its last log lines.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Every log line (up to `WHOLE_LOG_LINES`), for tests that must see all of it.
+    whole: Arc<Mutex<Vec<String>>>,
 }
+
+/// Most lines `Replica::whole_log` keeps.
+const WHOLE_LOG_LINES: usize = 200_000;
 
 impl Drop for Replica {
     fn drop(&mut self) {
@@ -49,9 +54,10 @@ impl Replica {
             .expect("start parapet serve");
         let stdout = child.stdout.take().expect("piped stdout");
         let log = Arc::new(Mutex::new(Vec::new()));
+        let whole = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
         {
-            let log = log.clone();
+            let (log, whole) = (log.clone(), whole.clone());
             // Drain the pipe for the child's whole life (a full pipe would block its logging), keeping
             // the last lines for failure messages and reporting the address it bound.
             std::thread::spawn(move || {
@@ -59,6 +65,11 @@ impl Replica {
                     if let Ok(v) = serde_json::from_str::<Value>(&line) {
                         if let Some(addr) = v["fields"]["addr"].as_str().and_then(|a| a.parse().ok()) {
                             let _ = tx.send(addr);
+                        }
+                    }
+                    if let Ok(mut w) = whole.lock() {
+                        if w.len() < WHOLE_LOG_LINES {
+                            w.push(line.clone());
                         }
                     }
                     if let Ok(mut l) = log.lock() {
@@ -74,7 +85,7 @@ impl Replica {
             .await
             .expect("join")
             .unwrap_or_else(|_| panic!("replica {name} did not report its address: {:#?}", log.lock()));
-        let replica = Replica { name, child, addr, log };
+        let replica = Replica { name, child, addr, log, whole };
         replica.wait_ready().await;
         replica
     }
@@ -96,6 +107,11 @@ impl Replica {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Every line it logged so far.
+    pub fn whole_log(&self) -> String {
+        self.whole.lock().map(|w| w.join("\n")).unwrap_or_default()
     }
 
     /// Its process id.

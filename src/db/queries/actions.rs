@@ -76,6 +76,24 @@ pub async fn insert(conn: &mut Conn, row: &Action) -> QueryResult<()> {
     Ok(())
 }
 
+/// The pending removal of rule `rule_name` of `mailbox`, if one waits.
+pub async fn pending_rule_removal(
+    conn: &mut Conn,
+    tenant_id: &str,
+    mailbox: &str,
+    rule_name: &str,
+) -> QueryResult<Option<Uuid>> {
+    actions::table
+        .filter(actions::tenant_id.eq(tenant_id))
+        .filter(actions::status.eq(ActionStatus::Pending))
+        .filter(actions::rule_name.eq(rule_name))
+        .filter(diesel::dsl::sql::<Bool>("lower(mailbox) = ").bind::<Text, _>(mailbox.to_lowercase()))
+        .select(actions::id)
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// Stores an action's targets (one statement per 20,000, so no statement carries unbounded arrays).
 pub async fn insert_targets(
     conn: &mut Conn,
@@ -294,6 +312,8 @@ pub struct Outcome {
     pub from: Option<DeliveryLocation>,
     /// Where it went (moves only).
     pub to: Option<DeliveryLocation>,
+    /// Why it failed or was not found, when a mail server said so.
+    pub error: Option<String>,
 }
 
 /// Writes the outcomes of claimed targets (only where none is written yet) and adds them to the
@@ -311,8 +331,9 @@ pub async fn record_outcomes(
     let written = prepared::sql(
         "WITH w AS ( \
              UPDATE action_targets t SET outcome = u.outcome, from_location = u.from_loc, \
-                 to_location = u.to_loc, executed_at = $6 \
-             FROM unnest($3::uuid[], $4::text[], $5::text[], $7::text[]) AS u(email_id, outcome, from_loc, to_loc) \
+                 to_location = u.to_loc, executed_at = $6, error = u.error \
+             FROM unnest($3::uuid[], $4::text[], $5::text[], $7::text[], $8::text[]) \
+                 AS u(email_id, outcome, from_loc, to_loc, error) \
              WHERE t.tenant_id = $1 AND t.action_id = $2 AND t.email_id = u.email_id AND t.outcome IS NULL \
              RETURNING t.outcome) \
          UPDATE actions a SET \
@@ -331,6 +352,7 @@ pub async fn record_outcomes(
     .bind::<Array<Nullable<Text>>, _>(column(outcomes, |o| o.from.map(|l| l.as_str())))
     .bind::<Timestamptz, _>(now)
     .bind::<Array<Nullable<Text>>, _>(column(outcomes, |o| o.to.map(|l| l.as_str())))
+    .bind::<Array<Nullable<Text>>, _>(column(outcomes, |o| o.error.as_deref()))
     .load::<N>(conn)
     .await?;
     Ok(written.into_iter().next().map(|n| usize::try_from(n.n).unwrap_or(0)).unwrap_or(0))

@@ -468,3 +468,29 @@ pub async fn redirect_incident(
     .await?;
     Ok(())
 }
+
+/// Which of `values` (sender addresses, or domains that match their senders and subdomains) name a
+/// sender of one of the tenant's alerts (every alert belongs to an incident). Addresses use the key
+/// index; a domain compares the tail of the tenant's sender keys.
+pub async fn incident_senders(
+    conn: &mut Conn,
+    tenant_id: &str,
+    values: &[String],
+) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct V {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let rows: Vec<V> = crate::db::prepared::sql(
+        "SELECT v FROM unnest($2::text[]) AS v WHERE EXISTS ( \
+             SELECT 1 FROM alert_keys k WHERE k.tenant_id = $1 AND k.kind = 'SENDER' AND ( \
+                 k.value = v OR (position('@' in v) = 0 AND ( \
+                     right(k.value, length(v) + 1) = '@' || v OR right(k.value, length(v) + 1) = '.' || v))))",
+    )
+    .bind::<diesel::sql_types::Text, _>(tenant_id)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(values)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.v).collect())
+}

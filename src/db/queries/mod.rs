@@ -18,6 +18,7 @@ pub mod mail_servers;
 pub mod manual;
 pub mod meta;
 pub mod queue;
+pub mod remote_targets;
 pub mod submissions;
 pub mod tenants;
 pub mod triage;

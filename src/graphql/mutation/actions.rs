@@ -24,6 +24,27 @@ impl ActionsMutation {
         Ok(Action(remediate_emails(&state(ctx).pool, caller, input.proposal()?).await?))
     }
 
+    /// Proposes removing the inbox rule `ruleName` (as `mailboxRules` names it) from `mailbox`: a
+    /// `REMOVE_INBOX_RULE` action under the same approval rules as e-mail actions. Once approved it
+    /// rewrites the mailbox's active Sieve script without that rule and reactivates it; a rule already
+    /// gone ends `ALREADY_IN_DESTINATION`. The rule must exist now (else `NOT_FOUND`); a second proposal
+    /// while one waits is `CONFLICT`.
+    async fn remove_inbox_rule(
+        &self,
+        ctx: &Context<'_>,
+        mailbox: String,
+        rule_name: String,
+        incident_id: Option<ID>,
+        comment: Option<String>,
+    ) -> GqlResult<Action> {
+        let caller = caller(ctx)?;
+        let st = state(ctx);
+        let incident_id = incident_id.as_ref().map(parse_id).transpose()?;
+        let removal = crate::actions::rules::Removal { mailbox, rule_name, incident_id, comment };
+        // Boxed: the ManageSieve exchange makes a large future, kept off the caller's stack.
+        Ok(Action(Box::pin(crate::actions::rules::propose(&st.pool, &st.mail, caller, removal)).await?))
+    }
+
     /// Approves a pending action and queues it to run. A decided, ended or expired action is `CONFLICT`;
     /// approving one's own action under the four-eyes rule is `FORBIDDEN`.
     async fn approve_action(&self, ctx: &Context<'_>, id: ID, comment: Option<String>) -> GqlResult<Action> {

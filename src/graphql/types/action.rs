@@ -245,6 +245,27 @@ impl Action {
     async fn completed_at(&self) -> Option<DateTime<Utc>> {
         self.0.completed_at
     }
+    /// `REMOVE_INBOX_RULE`: the mailbox whose rule it removes.
+    async fn mailbox(&self) -> Option<&str> {
+        self.0.mailbox.as_deref()
+    }
+    /// `REMOVE_INBOX_RULE`: the rule's name.
+    async fn rule_name(&self) -> Option<&str> {
+        self.0.rule_name.as_deref()
+    }
+    /// `REMOVE_INBOX_RULE`: the rule as it was read at proposal (script, conditions, actions, and why
+    /// it looked suspicious), as JSON.
+    async fn rule(&self) -> Option<async_graphql::Json<serde_json::Value>> {
+        self.0.rule.clone().map(async_graphql::Json)
+    }
+    /// `REMOVE_INBOX_RULE`: tries on the mail server so far.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// `REMOVE_INBOX_RULE`: why its last try failed, or what it found (the rule already gone).
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
 }
 
 /// A copy an action acts on, and what running it did.
@@ -307,6 +328,15 @@ impl ActionTarget {
     /// When its outcome was written.
     async fn executed_at(&self) -> Option<DateTime<Utc>> {
         self.row.executed_at
+    }
+    /// Tries on the tenant's mail server so far (0 in the built-in store).
+    async fn attempts(&self) -> i32 {
+        self.row.attempts
+    }
+    /// Why the last try on the mail server failed (the target stays open for the next, 5 at most), or
+    /// why it ended `FAILED` or `NOT_FOUND`.
+    async fn error(&self) -> Option<&str> {
+        self.row.error.as_deref()
     }
 }
 

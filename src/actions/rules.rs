@@ -1,0 +1,213 @@
+//! Inbox-rule actions: `removeInboxRule` proposes a `REMOVE_INBOX_RULE` action on one rule of one
+//! mailbox (read over ManageSieve at proposal, so an approver sees what goes), under the same approval
+//! rules as e-mail actions; running it rewrites the mailbox's active script without that rule and
+//! reactivates it. A rule already gone is `ALREADY_IN_DESTINATION`, so a run repeated after a crash
+//! changes nothing; a server that can't be reached is tried again by the runner, 5 times at most.
+
+use super::evidence;
+use super::notes::{what, Notes};
+use super::propose::{comment, enqueue, Draft};
+use crate::auth::{Caller, Role};
+use crate::db::models::Action;
+use crate::db::queries::remote_targets as rq;
+use crate::db::queries::{actions as q, incidents, tenants};
+use crate::db::retry::retry_transient;
+use crate::db::{Conn, Pool};
+use crate::domain::actions::Preview;
+use crate::domain::enums::{ActionOutcome, ActionStatus, ActionType};
+use crate::domain::sieve;
+use crate::error::{AppError, AppResult};
+use crate::jobs::JobError;
+use crate::mailserver::imap::MailError;
+use crate::mailserver::rules::{self as mrules, mailbox_address};
+use crate::mailserver::server::{MailAccess, Server};
+use crate::mailserver::sieve_session;
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use serde_json::json;
+use uuid::Uuid;
+
+/// Tries a removal gets before it ends `FAILED`.
+pub const MAX_TRIES: i32 = 5;
+/// Longest rule name, in characters.
+pub const MAX_RULE_NAME_CHARS: usize = 255;
+
+/// What to remove, as an analyst asked.
+#[derive(Debug, Clone)]
+pub struct Removal {
+    /// The mailbox (an address).
+    pub mailbox: String,
+    /// The rule's name as `mailboxRules` shows it.
+    pub rule_name: String,
+    /// The incident it is taken from.
+    pub incident_id: Option<Uuid>,
+    /// Why.
+    pub comment: Option<String>,
+}
+
+/// Proposes removing a rule (analysts and above): `PENDING`, or approved and queued at once when the
+/// four-eyes rule is off and the caller may approve. The rule must exist now.
+pub async fn propose(pool: &Pool, access: &MailAccess, caller: &Caller, r: Removal) -> AppResult<Action> {
+    caller.require(Role::Analyst)?;
+    let mailbox = mailbox_address("mailbox", &r.mailbox)?;
+    let rule_name = crate::domain::text::required("ruleName", &r.rule_name, MAX_RULE_NAME_CHARS)
+        .map_err(AppError::BadInput)?;
+    let comment = comment("comment", r.comment.clone())?;
+    let server = mrules::server(pool, access, &caller.tenant_id).await?;
+    let Some(script) = mrules::active_script(&server, &mailbox).await? else {
+        return Err(AppError::NotFound(format!(
+            "{mailbox} has no active Sieve script, so no rule {rule_name:?}"
+        )));
+    };
+    let rules = mrules::parse(&mailbox, &script)?;
+    let judged = mrules::judge(pool, &caller.tenant_id, &mailbox, &script.name, rules).await?;
+    let Some(found) = judged.into_iter().find(|j| j.rule.name == rule_name) else {
+        return Err(AppError::NotFound(format!("{mailbox} has no inbox rule named {rule_name:?}")));
+    };
+    let snapshot = json!({
+        "script": script.name, "rule": found.rule, "suspicious": found.reason.is_some(), "reason": found.reason,
+    });
+    let (mailbox, rule_name, snapshot, comment) = (&mailbox, &rule_name, &snapshot, &comment);
+    retry_transient(pool, "proposing an inbox-rule removal", async move |conn: &mut Conn| {
+        conn.transaction::<_, AppError, _>(async |conn| {
+            insert(conn, caller, mailbox, rule_name, snapshot.clone(), r.incident_id, comment.clone()).await
+        })
+        .await
+    })
+    .await
+}
+
+async fn insert(
+    conn: &mut Conn,
+    caller: &Caller,
+    mailbox: &str,
+    rule_name: &str,
+    rule: serde_json::Value,
+    incident_id: Option<Uuid>,
+    comment: Option<String>,
+) -> AppResult<Action> {
+    let now = Utc::now();
+    let tid = caller.tenant_id.as_str();
+    q::tenant_lock(conn, super::lock(tid), true).await?;
+    tenants::ensure(conn, tid).await?;
+    let four_eyes = tenants::get(conn, tid).await?.four_eyes;
+    if let Some(id) = incident_id {
+        if incidents::find(conn, tid, id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no incident {id}")));
+        }
+    }
+    if q::pending_rule_removal(conn, tid, mailbox, rule_name).await?.is_some() {
+        return Err(AppError::Conflict(format!(
+            "a removal of rule {rule_name:?} of {mailbox} already waits for a decision"
+        )));
+    }
+    let preview = Preview { selected: 1, targets: 1, mailboxes: 1, ..Default::default() };
+    let draft = Draft {
+        action_type: ActionType::RemoveInboxRule,
+        incident_id,
+        comment,
+        four_eyes,
+        preview: &preview,
+        target_count: 1,
+    };
+    let action = Action {
+        mailbox: Some(mailbox.to_string()),
+        rule_name: Some(rule_name.to_string()),
+        rule: Some(rule),
+        ..draft.action(caller, now)?
+    };
+    let runs_now = action.status == ActionStatus::Approved;
+    q::insert(conn, &action).await?;
+    let mut notes = Notes::default();
+    if runs_now {
+        enqueue(conn, &action, now).await?;
+        let m = format!("{} taken by {} (four-eyes rule off)", what(&action), caller.sub);
+        notes.status(&action, None, &caller.sub, m, now);
+    } else {
+        evidence::pending(conn, &action).await?;
+        notes.status(
+            &action,
+            None,
+            &caller.sub,
+            format!("{} proposed by {}", what(&action), caller.sub),
+            now,
+        );
+    }
+    notes.write(conn, tid, now).await?;
+    Ok(action)
+}
+
+/// How a removal on the server went.
+enum Removed {
+    /// The script was rewritten without the rule.
+    Now,
+    /// No such rule (any more): nothing to do.
+    Already(String),
+}
+
+async fn remove(server: &Server, mailbox: &str, rule_name: &str) -> Result<Removed, MailError> {
+    let mut session = sieve_session::open(server, mailbox).await?;
+    let done = async {
+        let Some(active) = session.active().await? else {
+            return Ok(Removed::Already(format!("{mailbox} has no active Sieve script")));
+        };
+        match sieve::remove_rule(&active.text, rule_name) {
+            None => Ok(Removed::Already(format!("the active script of {mailbox} has no rule {rule_name:?}"))),
+            Some(text) => session.replace(&active.name, &text).await.map(|()| Removed::Now),
+        }
+    }
+    .await;
+    session.logout().await;
+    done
+}
+
+/// Runs a running `REMOVE_INBOX_RULE` action (`server`: the tenant's mail server, if it still has one).
+pub async fn run(pool: &Pool, server: Option<&Server>, action: &Action) -> Result<(), JobError> {
+    let tid = action.tenant_id.as_str();
+    let retry = |e: AppError| JobError::Retry(format!("{e:?}"));
+    let try_no = retry_transient(pool, "starting an inbox-rule removal", async |conn: &mut Conn| {
+        Ok(rq::start_rule_try(conn, tid, action.id).await?)
+    })
+    .await
+    .map_err(retry)?;
+    let Some(try_no) = try_no else { return Ok(()) };
+    let (Some(mailbox), Some(rule_name)) = (&action.mailbox, &action.rule_name) else {
+        return Err(JobError::Fatal(format!("action {} names no mailbox rule", action.id)));
+    };
+    let result = match server {
+        None => Err((false, "the tenant has no mail server any more".to_string())),
+        Some(server) => remove(server, mailbox, rule_name).await.map_err(|e| (true, e.0)),
+    };
+    let (outcome, error) = match &result {
+        Ok(Removed::Now) => (Some(ActionOutcome::Success), None),
+        Ok(Removed::Already(why)) => (Some(ActionOutcome::AlreadyInDestination), Some(why.clone())),
+        Err((true, e)) if try_no < MAX_TRIES => (None, Some(e.clone())),
+        Err((true, e)) => (Some(ActionOutcome::Failed), Some(format!("after {try_no} tries: {e}"))),
+        Err((false, e)) => (Some(ActionOutcome::Failed), Some(e.clone())),
+    };
+    let Some(outcome) = outcome else {
+        let e = error.unwrap_or_default();
+        tracing::warn!(tenant = tid, action = %action.id, error = %e, "an inbox rule could not be removed yet");
+        retry_transient(pool, "noting an inbox-rule removal's error", async |conn: &mut Conn| {
+            Ok(rq::note_rule_error(conn, tid, action.id, &e).await?)
+        })
+        .await
+        .map_err(retry)?;
+        return Err(JobError::Retry(format!("inbox rule of action {} not removed yet: {e}", action.id)));
+    };
+    let error = error.as_deref();
+    retry_transient(pool, "recording an inbox-rule removal", async |conn: &mut Conn| {
+        conn.transaction::<_, AppError, _>(async |conn| {
+            let now = Utc::now();
+            q::tenant_lock(conn, super::lock(tid), false).await?;
+            rq::record_rule_outcome(conn, tid, action.id, outcome, error, now).await?;
+            let mut notes = Notes::default();
+            super::run::finish(conn, action, &mut notes).await?;
+            notes.write(conn, tid, now).await?;
+            Ok(())
+        })
+        .await
+    })
+    .await
+    .map_err(retry)
+}
