@@ -67,5 +67,6 @@ pub fn snapshot(t: &Tenant) -> serde_json::Value {
         "correlationIgnore": t.correlation_ignore,
         "autoApprove": t.auto_approve,
         "fourEyes": t.four_eyes,
+        "acceptedDomains": t.accepted_domains,
     })
 }

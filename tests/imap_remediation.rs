@@ -423,6 +423,19 @@ async fn a_suspicious_forwarding_rule_is_found_and_removed_after_approval() {
     assert_eq!(rules[1]["conditions"][0]["kind"], "FROM");
     assert_eq!((rules[2]["suspicious"].clone(), rules[2]["reason"].clone()), (json!(false), Value::Null));
     assert_eq!(rules[0]["script"], "roundcube");
+    // Forwarding to one of the tenant's own domains is not suspicious.
+    let own = "mutation($d: [String!]) { updateTenantSettings(input: { acceptedDomains: $d }) { acceptedDomains } }";
+    let set = app.ok(&t.admin, own, json!({ "d": ["ACME.test", "Attacker.Example."] })).await;
+    assert_eq!(set["updateTenantSettings"]["acceptedDomains"], json!(["acme.test", "attacker.example"]));
+    let now = app.ok(&t.analyst, RULES, json!({ "m": "bob@acme.test" })).await["mailboxRules"].clone();
+    assert_eq!(
+        (now[0]["suspicious"].clone(), now[0]["reason"].clone()),
+        (json!(false), Value::Null),
+        "{now:#}"
+    );
+    assert_eq!(now[1]["suspicious"], true);
+    assert_eq!(code(&app.gql(Some(&t.admin), own, json!({ "d": ["not a domain"] })).await), "BAD_USER_INPUT");
+    app.ok(&t.admin, own, json!({ "d": [] })).await;
     // Readers may not read rules; unknown rules and bad input are refused.
     assert_eq!(code(&app.gql(Some(&t.reader), RULES, json!({ "m": "bob@acme.test" })).await), "FORBIDDEN");
     assert_eq!(code(&app.gql(Some(&t.analyst), RULES, json!({ "m": "bob" })).await), "BAD_USER_INPUT");

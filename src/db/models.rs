@@ -19,6 +19,8 @@ pub struct Tenant {
     pub correlation_ignore: Vec<String>,
     pub auto_approve: bool,
     pub four_eyes: bool,
+    /// The tenant's own mail domains (empty: each mailbox's own).
+    pub accepted_domains: Vec<String>,
 }
 
 /// An incident row.

@@ -12,6 +12,7 @@ diesel::table! {
         correlation_ignore -> Array<Text>,
         auto_approve -> Bool,
         four_eyes -> Bool,
+        accepted_domains -> Array<Text>,
     }
 }
 

@@ -28,6 +28,8 @@ pub struct SettingsUpdate {
     pub auto_approve: Option<bool>,
     /// Four-eyes rule for approvals.
     pub four_eyes: Option<bool>,
+    /// The whole new list of the tenant's own mail domains.
+    pub accepted_domains: Option<Vec<String>>,
 }
 
 fn window(name: &str, v: Option<i32>) -> AppResult<Option<i32>> {
@@ -70,6 +72,40 @@ pub fn normalise_ignore_list(entries: &[String]) -> AppResult<Vec<String>> {
     Ok(out)
 }
 
+/// Most domains `acceptedDomains` may hold.
+pub const MAX_ACCEPTED_DOMAINS: usize = 1000;
+
+/// Trims, lower-cases and de-duplicates the tenant's own domains; refuses what is not a domain name.
+pub fn normalise_domains(entries: &[String]) -> AppResult<Vec<String>> {
+    if entries.len() > MAX_ACCEPTED_DOMAINS {
+        return Err(AppError::bad(format!(
+            "acceptedDomains may hold at most {MAX_ACCEPTED_DOMAINS} domains, got {}",
+            entries.len()
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(entries.len());
+    for (i, raw) in entries.iter().enumerate() {
+        let d = raw.trim().trim_end_matches('.').to_lowercase();
+        let labels_ok = d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        if d.len() > 253 || !d.contains('.') || !labels_ok {
+            return Err(AppError::bad(format!(
+                "acceptedDomains entry {i} is not a domain name: {}",
+                super::text::excerpt(raw)
+            )));
+        }
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
 /// Checks and normalises a change; `BAD_USER_INPUT` says which value is wrong.
 pub fn validate(u: &SettingsUpdate) -> AppResult<SettingsUpdate> {
     if let Some(p) = u.max_key_prevalence {
@@ -86,6 +122,7 @@ pub fn validate(u: &SettingsUpdate) -> AppResult<SettingsUpdate> {
         correlation_ignore: u.correlation_ignore.as_deref().map(normalise_ignore_list).transpose()?,
         auto_approve: u.auto_approve,
         four_eyes: u.four_eyes,
+        accepted_domains: u.accepted_domains.as_deref().map(normalise_domains).transpose()?,
     })
 }
 
@@ -102,6 +139,18 @@ mod tests {
         assert!(normalise_ignore_list(&["a".repeat(256)]).is_err());
         assert!(normalise_ignore_list(&["contoso.com\0".into()]).is_err());
         assert!(normalise_ignore_list(&vec!["a".to_string(); 1001]).is_err());
+    }
+
+    #[test]
+    fn accepted_domains_are_domain_names() {
+        let got =
+            normalise_domains(&[" Contoso.COM. ".into(), "contoso.com".into(), "mail.fabrikam.co.uk".into()])
+                .expect("valid");
+        assert_eq!(got, vec!["contoso.com".to_string(), "mail.fabrikam.co.uk".to_string()]);
+        for bad in ["", "contoso", "a b.com", "x@contoso.com", "-a.com", "contoso.com\0"] {
+            assert!(normalise_domains(&[bad.to_string()]).is_err(), "{bad:?}");
+        }
+        assert!(normalise_domains(&vec!["a.com".to_string(); 1001]).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::server::{MailAccess, Server};
 use super::sieve_session::{self, ActiveScript};
 use crate::auth::{Caller, Role};
-use crate::db::queries::{correlation, mail_servers};
+use crate::db::queries::{correlation, mail_servers, tenants};
 use crate::db::Pool;
 use crate::domain::sieve::{self, Rule};
 use crate::error::{AppError, AppResult};
@@ -58,8 +58,8 @@ pub fn parse(mailbox: &str, script: &ActiveScript) -> AppResult<Vec<Rule>> {
     })
 }
 
-/// Judges `rules` of `mailbox`: forwarding outside the tenant's domains, or hiding mail from a sender
-/// of one of its incidents.
+/// Judges `rules` of `mailbox`: forwarding outside the tenant's domains (its `acceptedDomains` and the
+/// mailbox's own), or hiding mail from a sender of one of its incidents.
 pub async fn judge(
     pool: &Pool,
     tenant_id: &str,
@@ -67,13 +67,16 @@ pub async fn judge(
     script: &str,
     rules: Vec<Rule>,
 ) -> AppResult<Vec<InboxRule>> {
-    let own: Vec<String> = mailbox.rsplit_once('@').map(|(_, d)| vec![d.to_string()]).unwrap_or_default();
     let values: BTreeSet<String> = rules.iter().flat_map(sieve::sender_values).collect();
     let values: Vec<String> = values.into_iter().collect();
+    let mut conn = pool.get().await?;
+    let mut own = tenants::get(&mut conn, tenant_id).await?.accepted_domains;
+    if let Some((_, d)) = mailbox.rsplit_once('@') {
+        own.push(d.to_string());
+    }
     let known: BTreeSet<String> = if values.is_empty() {
         BTreeSet::new()
     } else {
-        let mut conn = pool.get().await?;
         correlation::incident_senders(&mut conn, tenant_id, &values).await?.into_iter().collect()
     };
     Ok(rules

@@ -44,6 +44,8 @@ pub struct SettingsChange {
     pub auto_approve: Option<bool>,
     /// The proposer of an action may not approve it.
     pub four_eyes: Option<bool>,
+    /// The tenant's own mail domains.
+    pub accepted_domains: Option<Vec<String>>,
 }
 
 impl From<SettingsUpdate> for SettingsChange {
@@ -56,6 +58,7 @@ impl From<SettingsUpdate> for SettingsChange {
             correlation_ignore: u.correlation_ignore,
             auto_approve: u.auto_approve,
             four_eyes: u.four_eyes,
+            accepted_domains: u.accepted_domains,
         }
     }
 }

@@ -39,6 +39,11 @@ impl TenantSettings {
     async fn four_eyes(&self) -> bool {
         self.0.four_eyes
     }
+    /// The tenant's own mail domains, lower-case: an inbox rule forwarding anywhere else is suspicious
+    /// (empty, the default: each mailbox's own domain counts as the tenant's).
+    async fn accepted_domains(&self) -> &[String] {
+        &self.0.accepted_domains
+    }
     /// When the settings last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
@@ -61,6 +66,9 @@ pub struct UpdateTenantSettingsInput {
     pub auto_approve: Option<bool>,
     /// Whoever proposed an action may not approve it.
     pub four_eyes: Option<bool>,
+    /// Replaces the tenant's own mail domains: at most 1000 domain names; trimmed, lower-cased and
+    /// de-duplicated.
+    pub accepted_domains: Option<Vec<String>>,
 }
 
 impl From<UpdateTenantSettingsInput> for SettingsUpdate {
@@ -72,6 +80,7 @@ impl From<UpdateTenantSettingsInput> for SettingsUpdate {
             correlation_ignore: i.correlation_ignore,
             auto_approve: i.auto_approve,
             four_eyes: i.four_eyes,
+            accepted_domains: i.accepted_domains,
         }
     }
 }
