@@ -118,6 +118,12 @@ fn init_tracing(config: &Config) {
         eprintln!("warning: RUST_LOG {:?} is not a valid filter ({e}); using info", config.log);
         tracing_subscriber::EnvFilter::new("info")
     });
+    // async-imap traces every command it sends, the login's SASL response (the master password) too:
+    // it is never logged, whatever RUST_LOG asks for.
+    let filter = match "async_imap=off".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match config.log_format {
         LogFormat::Text => builder.try_init(),

@@ -492,6 +492,21 @@ async fn a_suspicious_forwarding_rule_is_found_and_removed_after_approval() {
     let done = wait_for(&app, &t.reader, &id, &["COMPLETED", "FAILED"], 30).await;
     assert_eq!(done["alreadyInDestinationCount"], 1, "{done:#}");
     assert_eq!(dc.active_script("bob@acme.test").await.map(|(_, s)| s), Some(plain.to_string()));
+
+    // A rule edited between proposal and run is not the rule that was approved: nothing is removed.
+    dc.put_script("bob@acme.test", "roundcube", SCRIPT, true).await;
+    let proposed = app.ok(&t.analyst, REMOVE, json!({ "m": "bob@acme.test", "r": "Newsletters" })).await
+        ["removeInboxRule"]
+        .clone();
+    let edited = SCRIPT.replace("\"newsletter\"", "\"promotion\"");
+    dc.put_script("bob@acme.test", "roundcube", &edited, true).await;
+    let id = proposed["id"].as_str().expect("id").to_string();
+    app.ok(&t.responder, "mutation($id: ID!) { approveAction(id: $id) { status } }", json!({ "id": id }))
+        .await;
+    let done = wait_for(&app, &t.reader, &id, &["COMPLETED", "FAILED"], 30).await;
+    assert_eq!(done["status"], "FAILED", "{done:#}");
+    assert!(done["error"].as_str().is_some_and(|e| e.contains("changed since")), "{done:#}");
+    assert_eq!(dc.active_script("bob@acme.test").await.map(|(_, s)| s), Some(edited));
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ use uuid::Uuid;
 pub const STEP: i64 = 1_000;
 /// Tries a target gets before it ends `FAILED`.
 pub const MAX_TRIES: i32 = 5;
+/// A mailbox session may last this many command timeouts at most.
+const SESSION_COMMANDS: u32 = 20;
 
 /// What a step did.
 #[derive(Debug, Default)]
@@ -98,7 +100,13 @@ async fn in_mailbox(
             continue;
         }
         match &t.internet_message_id {
-            Some(mid) if !mid.trim().is_empty() => {
+            Some(mid) if !imap::valid_message_id(mid.trim()) => {
+                results[i] = Some(Result_::Refused(format!(
+                "the copy's Internet Message-ID {} is not of the form <left@right>: it is not searched for",
+                crate::domain::text::excerpt(mid)
+            )))
+            }
+            Some(mid) => {
                 items.push(Item { message_id: mid.trim().to_string(), hint: hint(server, at) });
                 index.push(i);
             }
@@ -110,13 +118,27 @@ async fn in_mailbox(
         }
     }
     if !items.is_empty() {
-        let retried: Vec<bool> = index.iter().map(|&i| tries[i].attempts > 1).collect();
+        // A try that ended without recording an error was cut short (a crash): it may have acted.
+        let retried: Vec<bool> =
+            index.iter().map(|&i| tries[i].attempts > 1 && tries[i].previous_error.is_none()).collect();
         let done = match access.slot(&server.tenant_id).await {
             Err(_) => Err(MailError("no mail server session could be had".into())),
             Ok(_slot) => match imap::open(server, mailbox).await {
                 Err(e) => Err(e),
                 Ok(mut mb) => {
-                    let r = mb.remediate(&items, to.as_deref(), &retried).await;
+                    // Each command has its own timeout; the whole session has one too, so a slow server
+                    // cannot hold a tenant's slot and a job worker for hours.
+                    let deadline = server.timeout * SESSION_COMMANDS;
+                    let r =
+                        match tokio::time::timeout(deadline, mb.remediate(&items, to.as_deref(), &retried))
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(MailError(format!(
+                                "the mailbox session took longer than {} s",
+                                deadline.as_secs()
+                            ))),
+                        };
                     mb.logout().await;
                     r
                 }

@@ -54,18 +54,28 @@ pub async fn propose(pool: &Pool, access: &MailAccess, caller: &Caller, r: Remov
         .map_err(AppError::BadInput)?;
     let comment = comment("comment", r.comment.clone())?;
     let server = mrules::server(pool, access, &caller.tenant_id).await?;
-    let Some(script) = mrules::active_script(&server, &mailbox).await? else {
+    let Some(script) = mrules::active_script(access, &server, &mailbox).await? else {
         return Err(AppError::NotFound(format!(
             "{mailbox} has no active Sieve script, so no rule {rule_name:?}"
         )));
     };
     let rules = mrules::parse(&mailbox, &script)?;
     let judged = mrules::judge(pool, &caller.tenant_id, &mailbox, &script.name, rules).await?;
-    let Some(found) = judged.into_iter().find(|j| j.rule.name == rule_name) else {
+    let named: Vec<_> = judged.into_iter().filter(|j| j.rule.name == rule_name).collect();
+    if named.len() > 1 {
+        return Err(AppError::bad(format!(
+            "{mailbox} has {} inbox rules named {rule_name:?}: rename them in the mail client first",
+            named.len()
+        )));
+    }
+    let Some(found) = named.into_iter().next() else {
         return Err(AppError::NotFound(format!("{mailbox} has no inbox rule named {rule_name:?}")));
     };
+    // The rule's own text: the run removes the rule only if it still reads the same.
+    let text = script.text.get(found.rule.span.clone()).unwrap_or_default();
     let snapshot = json!({
-        "script": script.name, "rule": found.rule, "suspicious": found.reason.is_some(), "reason": found.reason,
+        "script": script.name, "rule": found.rule, "text": text, "suspicious": found.reason.is_some(),
+        "reason": found.reason,
     });
     let (mailbox, rule_name, snapshot, comment) = (&mailbox, &rule_name, &snapshot, &comment);
     retry_transient(pool, "proposing an inbox-rule removal", async move |conn: &mut Conn| {
@@ -143,17 +153,56 @@ enum Removed {
     Now,
     /// No such rule (any more): nothing to do.
     Already(String),
+    /// The script or the rule is not what was approved: nothing done, and no retry helps.
+    Refused(String),
 }
 
-async fn remove(server: &Server, mailbox: &str, rule_name: &str) -> Result<Removed, MailError> {
+/// What removing the rule `name` approved as `approved` (its text) from `script` gives.
+fn rewrite(script: &str, name: &str, approved: Option<&str>, mailbox: &str) -> Result<String, Removed> {
+    let rules = sieve::parse(script)
+        .map_err(|e| {
+            Removed::Refused(format!(
+                "the active script of {mailbox} no longer parses ({e}): nothing changed"
+            ))
+        })?
+        .rules;
+    let named: Vec<&sieve::Rule> = rules.iter().filter(|r| r.name == name).collect();
+    match named.as_slice() {
+        [] => Err(Removed::Already(format!("the active script of {mailbox} has no rule {name:?}"))),
+        [rule] => {
+            let now = script.get(rule.span.clone()).unwrap_or_default();
+            if approved.is_some_and(|a| a != now) {
+                return Err(Removed::Refused(format!(
+                    "rule {name:?} of {mailbox} changed since its removal was proposed: nothing changed; propose again"
+                )));
+            }
+            sieve::remove_rule(script, name).ok_or_else(|| {
+                Removed::Already(format!("the active script of {mailbox} has no rule {name:?}"))
+            })
+        }
+        more => Err(Removed::Refused(format!(
+            "the active script of {mailbox} now has {} rules named {name:?}: nothing changed",
+            more.len()
+        ))),
+    }
+}
+
+async fn remove(
+    access: &MailAccess,
+    server: &Server,
+    mailbox: &str,
+    rule_name: &str,
+    approved: Option<&str>,
+) -> Result<Removed, MailError> {
+    let _slot = access.slot(&server.tenant_id).await.map_err(|_| MailError("no session slot".into()))?;
     let mut session = sieve_session::open(server, mailbox).await?;
     let done = async {
         let Some(active) = session.active().await? else {
             return Ok(Removed::Already(format!("{mailbox} has no active Sieve script")));
         };
-        match sieve::remove_rule(&active.text, rule_name) {
-            None => Ok(Removed::Already(format!("the active script of {mailbox} has no rule {rule_name:?}"))),
-            Some(text) => session.replace(&active.name, &text).await.map(|()| Removed::Now),
+        match rewrite(&active.text, rule_name, approved, mailbox) {
+            Err(r) => Ok(r),
+            Ok(text) => session.replace(&active.name, &text).await.map(|()| Removed::Now),
         }
     }
     .await;
@@ -162,7 +211,12 @@ async fn remove(server: &Server, mailbox: &str, rule_name: &str) -> Result<Remov
 }
 
 /// Runs a running `REMOVE_INBOX_RULE` action (`server`: the tenant's mail server, if it still has one).
-pub async fn run(pool: &Pool, server: Option<&Server>, action: &Action) -> Result<(), JobError> {
+pub async fn run(
+    pool: &Pool,
+    access: &MailAccess,
+    server: Option<&Server>,
+    action: &Action,
+) -> Result<(), JobError> {
     let tid = action.tenant_id.as_str();
     let retry = |e: AppError| JobError::Retry(format!("{e:?}"));
     let try_no = retry_transient(pool, "starting an inbox-rule removal", async |conn: &mut Conn| {
@@ -176,11 +230,15 @@ pub async fn run(pool: &Pool, server: Option<&Server>, action: &Action) -> Resul
     };
     let result = match server {
         None => Err((false, "the tenant has no mail server any more".to_string())),
-        Some(server) => remove(server, mailbox, rule_name).await.map_err(|e| (true, e.0)),
+        Some(server) => {
+            let approved = action.rule.as_ref().and_then(|r| r["text"].as_str());
+            remove(access, server, mailbox, rule_name, approved).await.map_err(|e| (true, e.0))
+        }
     };
     let (outcome, error) = match &result {
         Ok(Removed::Now) => (Some(ActionOutcome::Success), None),
         Ok(Removed::Already(why)) => (Some(ActionOutcome::AlreadyInDestination), Some(why.clone())),
+        Ok(Removed::Refused(why)) => (Some(ActionOutcome::Failed), Some(why.clone())),
         Err((true, e)) if try_no < MAX_TRIES => (None, Some(e.clone())),
         Err((true, e)) => (Some(ActionOutcome::Failed), Some(format!("after {try_no} tries: {e}"))),
         Err((false, e)) => (Some(ActionOutcome::Failed), Some(e.clone())),

@@ -70,7 +70,7 @@ pub async fn run(pool: &Pool, access: &MailAccess, job: &Job) -> Result<(), JobE
             Next::Done => return Ok(()),
             Next::Remote(action) => {
                 if action.action_type == crate::domain::enums::ActionType::RemoveInboxRule {
-                    return rules::run(pool, server.as_ref(), &action).await;
+                    return rules::run(pool, access, server.as_ref(), &action).await;
                 }
                 let Some(server) = &server else { return Ok(()) };
                 let stepped = remote::step(pool, access, server, &action, after).await.map_err(job_error)?;

@@ -5,9 +5,11 @@
 use super::evidence;
 use super::notes::{what, Notes};
 use crate::db::queries::actions as q;
+use crate::db::queries::remote_targets as rq;
 use crate::db::Pool;
 use crate::domain::actions::Counts;
 use crate::domain::activity::SYSTEM_ACTOR;
+use crate::domain::enums::{ActionOutcome, ActionType};
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
@@ -23,6 +25,12 @@ pub async fn sweep(pool: &Pool, now: DateTime<Utc>) -> AppResult<usize> {
     for a in found {
         let done = conn
             .transaction::<_, AppError, _>(async |conn| {
+                if a.action_type == ActionType::RemoveInboxRule {
+                    // Its one target is the rule itself, not a row: record it failed.
+                    let why = "its job failed for good before the rule was removed";
+                    rq::record_rule_outcome(conn, &a.tenant_id, a.id, ActionOutcome::Failed, Some(why), now)
+                        .await?;
+                }
                 let Some(a) = q::fail_open_targets(conn, &a.tenant_id, a.id, now).await? else {
                     return Ok(false);
                 };

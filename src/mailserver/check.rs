@@ -53,6 +53,8 @@ pub async fn run(
     };
     let server = server(pool, access, &caller.tenant_id).await?;
     let start = Instant::now();
+    // The check's two sessions count against the tenant's bound like any other.
+    let _slots = (access.slot(&server.tenant_id).await?, access.slot(&server.tenant_id).await?);
     let (probe, sieve) = tokio::join!(imap::probe(&server, &mailbox), async {
         match sieve_session::open(&server, &mailbox).await {
             Ok(s) => {

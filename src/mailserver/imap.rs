@@ -125,6 +125,39 @@ async fn bounded<T>(
     }
 }
 
+/// Longest Internet Message-ID searched for (RFC 5322's line limit).
+pub const MAX_MESSAGE_ID_CHARS: usize = 998;
+
+/// Whether `id` is an Internet Message-ID Parapet searches mailboxes by: `<left@right>`, printable
+/// ASCII without spaces, quotes or backslashes (so no search can match more than that message).
+pub fn valid_message_id(id: &str) -> bool {
+    id.len() <= MAX_MESSAGE_ID_CHARS
+        && id.starts_with('<')
+        && id.ends_with('>')
+        && id.len() > 4
+        && id[1..id.len() - 1].contains('@')
+        && id[1..id.len() - 1].chars().all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\'))
+}
+
+/// The `Message-ID` header's value in a message's header block (unfolded, trimmed).
+fn header_message_id(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r')).peekable();
+    while let Some(line) = lines.next() {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        if !name.trim().eq_ignore_ascii_case("message-id") {
+            continue;
+        }
+        let mut value = value.trim().to_string();
+        while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+            value.push_str(next.trim());
+            lines.next();
+        }
+        return Some(value);
+    }
+    None
+}
+
 /// An IMAP quoted string, or an error for what no quoted string can carry.
 fn quoted(s: &str) -> Result<String, MailError> {
     if s.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) || !s.is_ascii() {
@@ -168,7 +201,14 @@ pub async fn open(server: &Server, mailbox: &str) -> Result<Mailbox, MailError> 
     let session = match tokio::time::timeout(server.timeout, client.authenticate("PLAIN", &plain)).await {
         Ok(Ok(s)) => s,
         Ok(Err((e, _))) => {
-            return Err(imap_err(&format!("logging in to {who} as {}", server.master_user), e))
+            // A server that echoes the login must not get the password into our messages.
+            let MailError(m) = imap_err(&format!("logging in to {who}"), e);
+            let plain =
+                [mailbox.as_bytes(), server.master_user.as_bytes(), server.password().as_bytes()].join(&0u8);
+            let sent = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, plain);
+            let m = m.replace(&sent, "[redacted]");
+            let m = if server.password().is_empty() { m } else { m.replace(server.password(), "[redacted]") };
+            return Err(MailError(m));
         }
         Err(_) => {
             return Err(MailError(format!(
@@ -239,11 +279,45 @@ impl Mailbox {
         bounded(&server, &format!("SELECT {folder}"), self.session.select(folder)).await.map(|_| ())
     }
 
+    /// Selects `folder`; `false` when the server refuses it (no rights, a shared namespace), so one such
+    /// folder does not stop the search of the others.
+    async fn select_if_allowed(&mut self, folder: &str) -> Result<bool, MailError> {
+        use async_imap::error::Error as E;
+        match tokio::time::timeout(self.server.timeout, self.session.select(folder)).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(E::No(_) | E::Bad(_))) => Ok(false),
+            Ok(Err(e)) => Err(imap_err(&format!("SELECT {folder}"), e)),
+            Err(_) => Err(MailError(format!(
+                "SELECT {folder}: no answer within {} s",
+                self.server.timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// The messages of the selected `folder` whose Message-ID is exactly `message_id`. `SEARCH HEADER`
+    /// matches substrings, so each hit's header is read and compared before anything acts on it.
     async fn search(&mut self, folder: &str, message_id: &str) -> Result<BTreeSet<u32>, MailError> {
         let q = format!("HEADER Message-ID {}", quoted(message_id)?);
         let server = self.server.clone();
-        let uids = bounded(&server, &format!("SEARCH in {folder}"), self.session.uid_search(q)).await?;
-        Ok(uids.into_iter().collect())
+        let hits: BTreeSet<u32> =
+            bounded(&server, &format!("SEARCH in {folder}"), self.session.uid_search(q))
+                .await?
+                .into_iter()
+                .collect();
+        if hits.is_empty() {
+            return Ok(hits);
+        }
+        let set = uid_set(&hits);
+        let fetched = bounded(&server, &format!("FETCH in {folder}"), async {
+            let s = self.session.uid_fetch(&set, "(UID BODY.PEEK[HEADER])").await?;
+            s.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        Ok(fetched
+            .iter()
+            .filter(|f| f.header().and_then(header_message_id).as_deref() == Some(message_id))
+            .filter_map(|f| f.uid)
+            .collect())
     }
 
     /// Creates `folder` when the mailbox has none of that name (a destination the server did not make).
@@ -258,6 +332,13 @@ impl Mailbox {
     }
 
     async fn store_deleted(&mut self, uids: &BTreeSet<u32>) -> Result<(), MailError> {
+        // A plain EXPUNGE would also remove what the user had marked deleted in the folder.
+        if !self.offers.uidplus {
+            return Err(MailError(
+                "the server offers no UIDPLUS, so a message cannot be expunged alone: nothing was deleted"
+                    .into(),
+            ));
+        }
         let server = self.server.clone();
         let set = uid_set(uids);
         bounded(&server, "STORE \\Deleted", async {
@@ -265,15 +346,9 @@ impl Mailbox {
             s.try_collect::<Vec<_>>().await
         })
         .await?;
-        let uidplus = self.offers.uidplus;
         bounded(&server, "EXPUNGE", async {
-            if uidplus {
-                let s = self.session.uid_expunge(&set).await?;
-                s.try_collect::<Vec<_>>().await.map(|_| ())
-            } else {
-                let s = self.session.expunge().await?;
-                s.try_collect::<Vec<_>>().await.map(|_| ())
-            }
+            let s = self.session.uid_expunge(&set).await?;
+            s.try_collect::<Vec<_>>().await.map(|_| ())
         })
         .await
     }
@@ -283,6 +358,12 @@ impl Mailbox {
         let set = uid_set(uids);
         if self.offers.move_ {
             return bounded(&server, &format!("MOVE to {to}"), self.session.uid_mv(&set, to)).await;
+        }
+        if !self.offers.uidplus {
+            return Err(MailError(
+                "the server offers neither MOVE nor UIDPLUS, so a message cannot be moved alone: nothing was moved"
+                    .into(),
+            ));
         }
         bounded(&server, &format!("COPY to {to}"), self.session.uid_copy(&set, to)).await?;
         self.store_deleted(uids).await
@@ -332,7 +413,9 @@ impl Mailbox {
             if Some(folder.as_str()) == to || !(known.contains(&folder) || folder == "INBOX") {
                 continue;
             }
-            self.select(&folder).await?;
+            if !self.select_if_allowed(&folder).await? {
+                continue;
+            }
             let mut here = BTreeSet::new();
             let mut which = Vec::new();
             for (i, item) in items.iter().enumerate() {
@@ -415,4 +498,27 @@ pub async fn probe(server: &Server, mailbox: &str) -> Probe {
     }
     p.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_message_ids_are_searched_for() {
+        assert!(valid_message_id("<abc.123@mail.contoso.com>"));
+        for bad in ["abc@x", "<abc>", "<>", "<a b@x>", "<a\"@x>", "<a@x>>", "<a\\@x>", "<a@x>\r\n"] {
+            assert!(!valid_message_id(bad), "{bad:?}");
+        }
+        assert!(!valid_message_id(&format!("<{}@x>", "a".repeat(1000))));
+    }
+
+    #[test]
+    fn the_message_id_header_is_read_exactly_and_unfolded() {
+        let h = b"From: a@b\r\nMessage-ID:\r\n <abc@x.test>\r\nSubject: s\r\n\r\n";
+        assert_eq!(header_message_id(h).as_deref(), Some("<abc@x.test>"));
+        let h = b"message-id: <xabc@x.testy>\nSubject: s\n";
+        assert_eq!(header_message_id(h).as_deref(), Some("<xabc@x.testy>"));
+        assert_eq!(header_message_id(b"Subject: none\r\n"), None);
+    }
 }

@@ -187,7 +187,13 @@ where
         cmd.extend_from_slice(b"\r\n");
         let result = self.authenticate(&cmd).await;
         // A server that echoes what it was sent must not get the password into our messages or logs.
-        result.map_err(|e| redact(e, &[password, &response]))
+        result.map_err(|e| match redact(e, &[password, &response]) {
+            // Unreadable answers are quoted in part, and a part of an echo is not caught by redaction.
+            SieveError::Protocol(_) => {
+                SieveError::Protocol("the answer to AUTHENTICATE could not be read".into())
+            }
+            other => other,
+        })
     }
 
     async fn authenticate(&mut self, cmd: &[u8]) -> Result<(), SieveError> {

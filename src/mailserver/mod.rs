@@ -14,7 +14,7 @@ pub mod transport;
 
 use crate::auth::{Caller, Role};
 use crate::db::models::{AuditEntry, MailServer};
-use crate::db::queries::{audit, mail_servers as q, tenants};
+use crate::db::queries::{actions, audit, mail_servers as q, tenants};
 use crate::db::{Conn, Pool};
 use crate::domain::enums::{AuditAction, AuditTargetKind};
 use crate::domain::secret::SecretKey;
@@ -125,6 +125,13 @@ pub async fn remove(pool: &Pool, caller: &Caller) -> AppResult<bool> {
     let mut conn = pool.get().await?;
     conn.transaction::<_, AppError, _>(async |c| {
         let Some(before) = q::lock(c, tid).await? else { return Ok(false) };
+        // An action running there would go on in the built-in store alone, moving nothing real.
+        if actions::any_active(c, tid).await? {
+            return Err(AppError::Conflict(
+                "actions are approved or running on this mail server: wait for them to end before removing it"
+                    .into(),
+            ));
+        }
         q::delete(c, tid).await?;
         audit::insert(
             c,

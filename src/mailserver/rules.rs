@@ -41,7 +41,12 @@ pub async fn server(pool: &Pool, access: &MailAccess, tenant_id: &str) -> AppRes
 }
 
 /// Reads `mailbox`'s active script; `UNAVAILABLE` naming what failed when the server can't be reached.
-pub async fn active_script(server: &Server, mailbox: &str) -> AppResult<Option<ActiveScript>> {
+pub async fn active_script(
+    access: &MailAccess,
+    server: &Server,
+    mailbox: &str,
+) -> AppResult<Option<ActiveScript>> {
+    let _slot = access.slot(&server.tenant_id).await?;
     let mut session = sieve_session::open(server, mailbox).await.map_err(|e| AppError::Unavailable(e.0))?;
     let active = session.active().await.map_err(|e| AppError::Unavailable(e.0));
     session.logout().await;
@@ -98,7 +103,7 @@ pub async fn list(
     caller.require(Role::Analyst)?;
     let mailbox = mailbox_address("mailbox", mailbox)?;
     let server = server(pool, access, &caller.tenant_id).await?;
-    let Some(script) = active_script(&server, &mailbox).await? else { return Ok(Vec::new()) };
+    let Some(script) = active_script(access, &server, &mailbox).await? else { return Ok(Vec::new()) };
     let rules = parse(&mailbox, &script)?;
     judge(pool, &caller.tenant_id, &mailbox, &script.name, rules).await
 }

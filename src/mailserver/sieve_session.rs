@@ -62,7 +62,7 @@ pub async fn open(server: &Server, mailbox: &str) -> Result<Session, MailError> 
     let who = if mailbox.is_empty() { server.master_user.as_str() } else { mailbox };
     bounded(
         server,
-        &format!("logging in to the scripts of {who} as {}", server.master_user),
+        &format!("logging in to the scripts of {who}"),
         client.authenticate_plain(mailbox, &server.master_user, server.password()),
     )
     .await?;

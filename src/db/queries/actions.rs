@@ -76,6 +76,17 @@ pub async fn insert(conn: &mut Conn, row: &Action) -> QueryResult<()> {
     Ok(())
 }
 
+/// Whether the tenant has an action approved or running.
+pub async fn any_active(conn: &mut Conn, tenant_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        actions::table
+            .filter(actions::tenant_id.eq(tenant_id))
+            .filter(actions::status.eq_any([ActionStatus::Approved, ActionStatus::Running])),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// The pending removal of rule `rule_name` of `mailbox`, if one waits.
 pub async fn pending_rule_removal(
     conn: &mut Conn,

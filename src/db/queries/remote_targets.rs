@@ -26,6 +26,9 @@ pub struct Try {
     /// This try's number (1 for the first).
     #[diesel(sql_type = Int4)]
     pub attempts: i32,
+    /// Why the try before this one failed (`None` after a try cut short, which may have acted).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub previous_error: Option<String>,
     /// The copy's Internet Message-ID, what the mailbox knows it by.
     #[diesel(sql_type = Nullable<Text>)]
     pub internet_message_id: Option<String>,
@@ -35,7 +38,8 @@ pub struct Try {
 }
 
 /// Counts a try of up to `limit` open targets of an action (those `after` and on, by copy id) and
-/// returns them. Commits at once: the count survives a crash in the middle of the try.
+/// returns them, clearing the last try's error (it comes back as `previous_error`; a try that fails
+/// writes its own). Commits at once: the count survives a crash in the middle of the try.
 pub async fn start_try(
     conn: &mut Conn,
     tenant_id: &str,
@@ -45,14 +49,15 @@ pub async fn start_try(
 ) -> QueryResult<Vec<Try>> {
     prepared::sql(
         "WITH t AS ( \
-             SELECT email_id FROM action_targets \
+             SELECT email_id, error FROM action_targets \
              WHERE tenant_id = $1 AND action_id = $2 AND outcome IS NULL AND ($3::uuid IS NULL OR email_id > $3) \
              ORDER BY email_id LIMIT $4 FOR UPDATE SKIP LOCKED), \
          u AS ( \
-             UPDATE action_targets a SET attempts = a.attempts + 1 FROM t \
+             UPDATE action_targets a SET attempts = a.attempts + 1, error = NULL FROM t \
              WHERE a.tenant_id = $1 AND a.action_id = $2 AND a.email_id = t.email_id \
-             RETURNING a.email_id, a.received_at, a.recipient, a.attempts) \
-         SELECT u.email_id, u.received_at, u.recipient, u.attempts, c.internet_message_id, c.location \
+             RETURNING a.email_id, a.received_at, a.recipient, a.attempts, t.error AS previous_error) \
+         SELECT u.email_id, u.received_at, u.recipient, u.attempts, u.previous_error, c.internet_message_id, \
+             c.location \
          FROM u LEFT JOIN LATERAL ( \
              SELECT e.internet_message_id, e.latest_delivery_location AS location FROM emails e \
              WHERE e.tenant_id = $1 AND e.id = u.email_id AND e.received_at = u.received_at) c ON true \
@@ -145,7 +150,7 @@ pub async fn record_rule_outcome(
     use crate::domain::enums::{ActionOutcome as O, ActionStatus};
     let one = |o: O| i32::from(outcome == o);
     diesel::update(actions::table.find((tenant_id, action_id)))
-        .filter(actions::status.eq(ActionStatus::Running))
+        .filter(actions::status.eq_any([ActionStatus::Approved, ActionStatus::Running]))
         .filter(
             (actions::success_count
                 + actions::failed_count
