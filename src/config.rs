@@ -27,6 +27,7 @@
 //! | `PARAPET_SECRET_KEY` | `--secret-key` | dev: generated into `<data dir>/secret-key`; production: none | 32 bytes (base64 or 64 hex digits) that seal mail servers' master passwords; production refuses to start without it once a mail server is configured |
 //! | `PARAPET_JOB_LEASE_SECS` | `--job-lease-secs` | `30` | how long a worker holds a job without renewing it: after a replica dies, how long until another takes its jobs over (2 to 600) |
 //! | `PARAPET_MAIL_TIMEOUT_SECS` | `--mail-timeout-secs` | `30` | longest wait for a tenant's IMAP or ManageSieve server to connect or answer one command (1 to 600) |
+//! | `PARAPET_MAIL_RETRY_SECS` | `--mail-retry-secs` | `60` | wait before the second try of a mailbox that could not be reached, doubled for each later try (5 tries; 0 to 3600) |
 //!
 //! JWT key resolution ([`Config::jwt_key`]): a public key wins (asymmetric only), else the secret; with
 //! neither, development generates a random secret once and keeps it in `<data dir>/jwt-secret` (mode
@@ -187,6 +188,11 @@ pub struct Config {
     #[arg(long, env = "PARAPET_MAIL_TIMEOUT_SECS", global = true, default_value_t = 30,
           value_parser = clap::value_parser!(u16).range(1..=600))]
     pub mail_timeout_secs: u16,
+
+    /// Seconds before the second try of a mailbox that could not be reached (doubled per later try).
+    #[arg(long, env = "PARAPET_MAIL_RETRY_SECS", global = true, default_value_t = 60,
+          value_parser = clap::value_parser!(u16).range(0..=3600))]
+    pub mail_retry_secs: u16,
 }
 
 impl fmt::Debug for Config {
@@ -217,6 +223,7 @@ impl fmt::Debug for Config {
             .field("job_workers", &self.job_workers)
             .field("job_lease_secs", &self.job_lease_secs)
             .field("mail_timeout_secs", &self.mail_timeout_secs)
+            .field("mail_retry_secs", &self.mail_retry_secs)
             .finish()
     }
 }

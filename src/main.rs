@@ -227,9 +227,10 @@ async fn run_server(config: &Config, url: &str, verifier: parapet::auth::JwtVeri
             );
         }
     }
-    let state = AppState::new(pool.clone(), verifier)
-        .with_secret_key(secret_key)
-        .with_mail_timeout(std::time::Duration::from_secs(u64::from(config.mail_timeout_secs)));
+    let state = AppState::new(pool.clone(), verifier).with_secret_key(secret_key).with_mail(
+        std::time::Duration::from_secs(u64::from(config.mail_timeout_secs)),
+        std::time::Duration::from_secs(u64::from(config.mail_retry_secs)),
+    );
     // Every replica runs jobs; SKIP LOCKED shares them out and leases hand a dead worker's jobs over.
     let jobs = parapet::jobs::runner::spawn(
         pool.clone(),

@@ -5,7 +5,7 @@ use crate::db::{self, Pool};
 use crate::domain::secret::SecretKey;
 use crate::error::{AppError, AppResult};
 use crate::events::hub::Hub;
-use crate::mailserver::server::{MailAccess, DEFAULT_TIMEOUT};
+use crate::mailserver::server::{MailAccess, DEFAULT_RETRY, DEFAULT_TIMEOUT};
 use crate::metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -40,20 +40,21 @@ impl AppState {
             metrics: Metrics::new(),
             known_tenants: Arc::default(),
             secret_key: None,
-            mail: MailAccess::new(None, DEFAULT_TIMEOUT),
+            mail: MailAccess::new(None, DEFAULT_TIMEOUT, DEFAULT_RETRY),
         }
     }
 
     /// The state with the key that seals secrets at rest.
     pub fn with_secret_key(mut self, key: Option<SecretKey>) -> Self {
-        self.mail = MailAccess::new(key.clone(), self.mail.timeout());
+        self.mail = MailAccess::new(key.clone(), self.mail.timeout(), self.mail.retry());
         self.secret_key = key;
         self
     }
 
-    /// The state with `timeout` on each connect and command to a mail server.
-    pub fn with_mail_timeout(mut self, timeout: Duration) -> Self {
-        self.mail = MailAccess::new(self.secret_key.clone(), timeout);
+    /// The state with `timeout` on each connect and command to a mail server, and `retry` before the
+    /// second try of a mailbox that could not be reached.
+    pub fn with_mail(mut self, timeout: Duration, retry: Duration) -> Self {
+        self.mail = MailAccess::new(self.secret_key.clone(), timeout, retry);
         self
     }
 

@@ -26,6 +26,7 @@ fn env(key: &str) -> Vec<(&'static str, String)> {
         ("PARAPET_JOB_LEASE_SECS", "2".to_string()),
         ("PARAPET_JOB_WORKERS", "2".to_string()),
         ("PARAPET_MAIL_TIMEOUT_SECS", "5".to_string()),
+        ("PARAPET_MAIL_RETRY_SECS", "0".to_string()),
         ("PARAPET_SECRET_KEY", key.to_string()),
     ]
 }

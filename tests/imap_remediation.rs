@@ -560,8 +560,12 @@ async fn the_master_password_is_in_no_answer_and_no_log_line() {
     let app = TestApp::new().await;
     let t = team(&app, TENANT);
     let key = "2a".repeat(32);
-    let env =
-        [("PARAPET_SECRET_KEY", key.as_str()), ("RUST_LOG", "debug"), ("PARAPET_MAIL_TIMEOUT_SECS", "5")];
+    let env = [
+        ("PARAPET_SECRET_KEY", key.as_str()),
+        ("RUST_LOG", "trace"),
+        ("PARAPET_MAIL_TIMEOUT_SECS", "5"),
+        ("PARAPET_MAIL_RETRY_SECS", "0"),
+    ];
     let server = common::replica::Replica::start("pw", &app.db_url, &env).await;
     let http = reqwest::Client::new();
     let wrong = "Wr0ng-master-PW-7731";

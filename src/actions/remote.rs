@@ -44,6 +44,8 @@ pub struct Stepped {
     pub left_open: usize,
     /// An error among them.
     pub error: Option<String>,
+    /// The highest try number among them.
+    pub tries: i32,
 }
 
 /// What became of one tried target.
@@ -202,6 +204,7 @@ pub async fn step(
         }
     }
     let results = &results;
+    stepped.tries = results.values().map(|(t, _)| t.attempts).max().unwrap_or(1);
     let (open, error) =
         retry_transient(pool, "recording what the mail server did", async |conn: &mut Conn| {
             conn.transaction::<_, AppError, _>(async |conn| settle(conn, server, action, results).await).await

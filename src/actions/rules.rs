@@ -251,7 +251,8 @@ pub async fn run(
         })
         .await
         .map_err(retry)?;
-        return Err(JobError::Retry(format!("inbox rule of action {} not removed yet: {e}", action.id)));
+        let m = format!("inbox rule of action {} not removed yet: {e}", action.id);
+        return Err(JobError::RetryAfter(access.retry_wait(try_no + 1), m));
     };
     let error = error.as_deref();
     retry_transient(pool, "recording an inbox-rule removal", async |conn: &mut Conn| {

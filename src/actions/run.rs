@@ -56,6 +56,7 @@ pub async fn run(pool: &Pool, access: &MailAccess, job: &Job) -> Result<(), JobE
     // Where the remote steps of this run go on from: a target tried once in a run waits for the next.
     let mut after: Option<Uuid> = None;
     let mut unreached: Option<String> = None;
+    let mut tries = 1;
     loop {
         // A step that collided (a deadlock with a mail-flow batch) runs again at once, not a whole
         // job retry later.
@@ -76,6 +77,7 @@ pub async fn run(pool: &Pool, access: &MailAccess, job: &Job) -> Result<(), JobE
                 let stepped = remote::step(pool, access, server, &action, after).await.map_err(job_error)?;
                 if stepped.left_open > 0 {
                     unreached = stepped.error.or(unreached);
+                    tries = tries.max(stepped.tries);
                 }
                 if stepped.tried > 0 {
                     after = stepped.last;
@@ -83,7 +85,8 @@ pub async fn run(pool: &Pool, access: &MailAccess, job: &Job) -> Result<(), JobE
                 }
                 if let Some(e) = unreached {
                     // Every open target was tried in this run: the runner tries again after its backoff.
-                    return Err(JobError::Retry(format!("targets of action {id} could not be reached: {e}")));
+                    let m = format!("targets of action {id} could not be reached: {e}");
+                    return Err(JobError::RetryAfter(access.retry_wait(tries + 1), m));
                 }
                 let done = retry_transient(pool, "ending an action", async |conn: &mut Conn| {
                     conn.transaction::<_, AppError, _>(async |conn| {

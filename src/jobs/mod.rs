@@ -16,6 +16,9 @@ pub enum JobError {
     /// Worth another run (the database was busy, a mail server did not answer): queued again with
     /// backoff while attempts remain.
     Retry(String),
+    /// Worth another run, but not before this long (a mail server that refuses connections while it
+    /// restarts): queued again after the longer of this wait and the backoff.
+    RetryAfter(std::time::Duration, String),
     /// No run can mend it (the job names what no longer exists): failed for good at once.
     Fatal(String),
 }

@@ -182,15 +182,18 @@ async fn run_one(
     let (label, retry, error) = match outcome {
         Ok(()) => ("succeeded", None, None),
         Err(e) => {
+            let base =
+                chrono::Duration::from_std(settings.backoff_base).unwrap_or(chrono::Duration::seconds(2));
+            let cap =
+                chrono::Duration::from_std(settings.backoff_cap).unwrap_or(chrono::Duration::seconds(300));
+            let backoff = retry_at(Utc::now(), attempts, base, cap);
             let (error, retry) = match e {
-                JobError::Retry(m) if attempts < max_attempts => {
-                    let base = chrono::Duration::from_std(settings.backoff_base)
-                        .unwrap_or(chrono::Duration::seconds(2));
-                    let cap = chrono::Duration::from_std(settings.backoff_cap)
-                        .unwrap_or(chrono::Duration::seconds(300));
-                    (m, Some(retry_at(Utc::now(), attempts, base, cap)))
+                JobError::Retry(m) if attempts < max_attempts => (m, Some(backoff)),
+                JobError::RetryAfter(wait, m) if attempts < max_attempts => {
+                    let wait = chrono::Duration::from_std(wait).unwrap_or(cap);
+                    (m, Some(backoff.max(Utc::now() + wait)))
                 }
-                JobError::Retry(m) | JobError::Fatal(m) => (m, None),
+                JobError::Retry(m) | JobError::RetryAfter(_, m) | JobError::Fatal(m) => (m, None),
             };
             tracing::warn!(error = %error, retry = retry.is_some(), "job run failed");
             (if retry.is_some() { "retried" } else { "failed" }, retry, Some(error))

@@ -15,6 +15,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const CONNECTIONS_PER_TENANT: usize = 4;
 /// Longest wait for a connect, a TLS handshake or one command's answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The wait before the second try of a mailbox that could not be reached (doubled for each later one).
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(60);
 
 /// A mail server as sessions use it.
 #[derive(Clone)]
@@ -109,14 +111,33 @@ impl Server {
 pub struct MailAccess {
     key: Option<SecretKey>,
     timeout: Duration,
+    retry: Duration,
     per_tenant: usize,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl MailAccess {
     /// Access with `key` (none: no configured server can be opened), `timeout` per command.
-    pub fn new(key: Option<SecretKey>, timeout: Duration) -> Arc<MailAccess> {
-        Arc::new(MailAccess { key, timeout, per_tenant: CONNECTIONS_PER_TENANT, slots: Mutex::default() })
+    pub fn new(key: Option<SecretKey>, timeout: Duration, retry: Duration) -> Arc<MailAccess> {
+        Arc::new(MailAccess {
+            key,
+            timeout,
+            retry,
+            per_tenant: CONNECTIONS_PER_TENANT,
+            slots: Mutex::default(),
+        })
+    }
+
+    /// The wait before try `next` (2 or more) of a mailbox that could not be reached: the retry base,
+    /// doubled per try after the second (with 60 s, the five tries span about 15 minutes).
+    pub fn retry_wait(&self, next: i32) -> Duration {
+        let doublings = u32::try_from(next.saturating_sub(2)).unwrap_or(0).min(10);
+        self.retry.saturating_mul(1 << doublings)
+    }
+
+    /// The retry base.
+    pub fn retry(&self) -> Duration {
+        self.retry
     }
 
     /// The bound on each connect and command.

@@ -198,7 +198,7 @@ impl TestApp {
         let key = parapet::domain::secret::SecretKey::from_bytes(&[42; 32]).expect("test key");
         let state = AppState::new(pool, JwtVerifier::hs256(SECRET, "parapet", "parapet"))
             .with_secret_key(Some(key))
-            .with_mail_timeout(std::time::Duration::from_secs(5));
+            .with_mail(std::time::Duration::from_secs(5), std::time::Duration::ZERO);
         let schema = build_schema(state.clone(), &Limits::default());
         let router = parapet::http::router(state.clone(), schema.clone());
         Self { state, router, db_url, schema, db_name }
