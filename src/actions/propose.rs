@@ -187,14 +187,7 @@ async fn propose(
 ) -> AppResult<Action> {
     let now = Utc::now();
     let tid = caller.tenant_id.as_str();
-    q::tenant_lock(conn, super::lock(tid), true).await?;
-    tenants::ensure(conn, tid).await?;
-    let four_eyes = tenants::get(conn, tid).await?.four_eyes;
-    if let Some(id) = p.incident_id {
-        if incidents::find(conn, tid, id).await?.is_none() {
-            return Err(AppError::NotFound(format!("no incident {id}")));
-        }
-    }
+    let four_eyes = open_proposal(conn, tid, p.incident_id).await?;
     let (cands, missing) = candidates(conn, tid, sel, now).await?;
     let (targets, preview) = select(p.action, &cands, missing);
     if targets.is_empty() {
@@ -237,6 +230,20 @@ async fn propose(
     }
     notes.write(conn, tid, now).await?;
     Ok(action)
+}
+
+/// Starts a proposal's transaction: the tenant's action lock (exclusive), the tenant row, and the incident
+/// it names, which must exist; returns the tenant's four-eyes rule.
+pub(super) async fn open_proposal(conn: &mut Conn, tid: &str, incident_id: Option<Uuid>) -> AppResult<bool> {
+    q::tenant_lock(conn, super::lock(tid), true).await?;
+    tenants::ensure(conn, tid).await?;
+    let four_eyes = tenants::get(conn, tid).await?.four_eyes;
+    if let Some(id) = incident_id {
+        if incidents::find(conn, tid, id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no incident {id}")));
+        }
+    }
+    Ok(four_eyes)
 }
 
 /// What a new action is, before it is stored.

@@ -6,11 +6,11 @@
 
 use super::evidence;
 use super::notes::{what, Notes};
-use super::propose::{comment, enqueue, Draft};
+use super::propose::{comment, enqueue, open_proposal, Draft};
 use crate::auth::{Caller, Role};
 use crate::db::models::Action;
+use crate::db::queries::actions as q;
 use crate::db::queries::remote_targets as rq;
-use crate::db::queries::{actions as q, incidents, tenants};
 use crate::db::retry::retry_transient;
 use crate::db::{Conn, Pool};
 use crate::domain::actions::Preview;
@@ -98,14 +98,7 @@ async fn insert(
 ) -> AppResult<Action> {
     let now = Utc::now();
     let tid = caller.tenant_id.as_str();
-    q::tenant_lock(conn, super::lock(tid), true).await?;
-    tenants::ensure(conn, tid).await?;
-    let four_eyes = tenants::get(conn, tid).await?.four_eyes;
-    if let Some(id) = incident_id {
-        if incidents::find(conn, tid, id).await?.is_none() {
-            return Err(AppError::NotFound(format!("no incident {id}")));
-        }
-    }
+    let four_eyes = open_proposal(conn, tid, incident_id).await?;
     if q::pending_rule_removal(conn, tid, mailbox, rule_name).await?.is_some() {
         return Err(AppError::Conflict(format!(
             "a removal of rule {rule_name:?} of {mailbox} already waits for a decision"

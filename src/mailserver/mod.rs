@@ -34,6 +34,28 @@ pub fn snapshot(m: &MailServer) -> serde_json::Value {
     })
 }
 
+/// The audit-log row of a change to the caller's tenant's mail server.
+fn audit_entry(
+    caller: &Caller,
+    action: AuditAction,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    at: chrono::DateTime<Utc>,
+) -> AuditEntry {
+    AuditEntry {
+        tenant_id: caller.tenant_id.clone(),
+        id: uuid::Uuid::now_v7(),
+        actor: caller.sub.clone(),
+        actor_name: Some(caller.name.clone()),
+        target_kind: AuditTargetKind::MailServer,
+        target_id: None,
+        action,
+        before,
+        after,
+        at,
+    }
+}
+
 /// The caller's tenant's mail server (admins only).
 pub async fn get(pool: &Pool, caller: &Caller) -> AppResult<Option<MailServer>> {
     caller.require(Role::Admin)?;
@@ -95,22 +117,9 @@ pub async fn configure(
             q::upsert(c, &row).await?;
             let mut after = snapshot(&row);
             after["passwordChanged"] = json!(sealed.is_some());
-            audit::insert(
-                c,
-                &AuditEntry {
-                    tenant_id: tid.to_string(),
-                    id: uuid::Uuid::now_v7(),
-                    actor: caller.sub.clone(),
-                    actor_name: Some(caller.name.clone()),
-                    target_kind: AuditTargetKind::MailServer,
-                    target_id: None,
-                    action: if before.is_some() { AuditAction::Update } else { AuditAction::Create },
-                    before: before.as_ref().map(snapshot),
-                    after: Some(after),
-                    at: now,
-                },
-            )
-            .await?;
+            let action = if before.is_some() { AuditAction::Update } else { AuditAction::Create };
+            let entry = audit_entry(caller, action, before.as_ref().map(snapshot), Some(after), now);
+            audit::insert(c, &entry).await?;
             Ok(row)
         })
         .await?;
@@ -135,18 +144,7 @@ pub async fn remove(pool: &Pool, caller: &Caller) -> AppResult<bool> {
         q::delete(c, tid).await?;
         audit::insert(
             c,
-            &AuditEntry {
-                tenant_id: tid.to_string(),
-                id: uuid::Uuid::now_v7(),
-                actor: caller.sub.clone(),
-                actor_name: Some(caller.name.clone()),
-                target_kind: AuditTargetKind::MailServer,
-                target_id: None,
-                action: AuditAction::Delete,
-                before: Some(snapshot(&before)),
-                after: None,
-                at: Utc::now(),
-            },
+            &audit_entry(caller, AuditAction::Delete, Some(snapshot(&before)), None, Utc::now()),
         )
         .await?;
         Ok(true)
