@@ -440,9 +440,17 @@ fn dev_file_secret(data_dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
             tracing::info!(path = %path.display(), "generated a development secret");
             Ok(secret.into_bytes())
         }
-        // Another process created it meanwhile: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(&path)?
-            .ok_or_else(|| anyhow::anyhow!("{} is empty; delete it to generate a new one", path.display())),
+        // Another process created it meanwhile: use theirs, once it has written it (replicas started
+        // together on a fresh data dir race here; the writer needs only a moment).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            for _ in 0..40 {
+                if let Some(secret) = read_secret(&path)? {
+                    return Ok(secret);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(anyhow::anyhow!("{} is empty; delete it to generate a new one", path.display()))
+        }
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
 }
